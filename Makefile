@@ -1,0 +1,24 @@
+# Every target does its own set-up: a virtual environment in .venv with the pinned torch.
+# TORCH pins the release: on a machine with a local CPU wheel it takes that; elsewhere pip's
+# default build (CUDA on Linux x86_64). Override e.g. `make TORCH="torch==2.13.0+cu126" ...`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo_out build *.egg-info

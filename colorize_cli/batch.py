@@ -1,0 +1,138 @@
+"""The batch job: colorize planned jobs one by one, never touching inputs, each failure contained.
+
+Reads and writes run in worker threads (image codecs release the GIL) while the network runs on the
+main thread. Every output is written atomically, so a file under its final name is always complete,
+and an interrupted batch resumes by skipping outputs that exist.
+"""
+
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from colorize_cli import __version__
+from colorize_cli.diagnostics import write_diagnostics
+from colorize_cli.image_io import read_luminance, write_image
+
+SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
+
+
+@dataclass
+class BatchOptions:
+    """How outputs are written."""
+
+    overwrite: bool = False
+    quality: int = 95
+    diagnostics: bool = False
+    workers: int = 2
+
+
+@dataclass
+class Result:
+    """What happened to one job; `status` is done, skipped or failed."""
+
+    source: str
+    output: str
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "timings"}
+
+
+def ai_tag(colorizer):
+    """The note written into every output so that no archive mistakes it for an original."""
+    model = colorizer.header.get("model", colorizer.model.name)
+    return f"AI-colorized by colorize {__version__} (model {model}); colours are predicted, not original"
+
+
+def run_batch(jobs, colorizer, options=BatchOptions()):
+    """Colorize `jobs` in order, yielding a Result for each."""
+    todo = []
+    for job in jobs:
+        if job.output.exists() and not options.overwrite:
+            yield Result(str(job.source), str(job.output), "skipped")
+        else:
+            todo.append(job)
+    workers = max(1, options.workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reads = deque()
+        writes = deque()
+        upcoming = iter(todo)
+
+        def queue_reads():
+            while len(reads) <= workers:
+                job = next(upcoming, None)
+                if job is None:
+                    return
+                reads.append((job, time.perf_counter(), pool.submit(_timed, read_luminance, job.source)))
+
+        queue_reads()
+        while reads:
+            job, started, read_future = reads.popleft()
+            queue_reads()
+            try:
+                (L, photo), read_seconds = read_future.result()
+                writes.append((job, started, pool.submit(_colorize_and_write, job, L, photo, colorizer, options)))
+            except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+                writes.append((job, started, _failed_future(err)))
+            del read_future
+            while len(writes) > workers:
+                yield _finish(*writes.popleft())
+        while writes:
+            yield _finish(*writes.popleft())
+
+
+def _colorize_and_write(job, L, photo, colorizer, options):
+    timings = {}
+    clock = time.perf_counter()
+    low = colorizer.predict_low(torch.from_numpy(L)[None, None])
+    timings["network"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
+    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
+    timings["colour"] = time.perf_counter() - clock
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    clock = time.perf_counter()
+    if options.diagnostics:
+        # Written before the output: an existing output then means its diagnostics exist too.
+        write_diagnostics(job.output, L, low, rgb, colorizer, timings)
+    # A gray ICC profile cannot describe an RGB output; a colour one still applies.
+    icc = photo.icc_profile if photo.pixels.ndim == 3 else None
+    write_image(
+        job.output, rgb, quality=options.quality, exif=photo.exif, icc_profile=icc, description=ai_tag(colorizer)
+    )
+    timings["write"] = time.perf_counter() - clock
+    return timings
+
+
+def _timed(func, *args):
+    clock = time.perf_counter()
+    return func(*args), time.perf_counter() - clock
+
+
+def _failed_future(err):
+    from concurrent.futures import Future
+
+    future = Future()
+    future.set_exception(err)
+    return future
+
+
+def _finish(job, started, future):
+    try:
+        timings = future.result()
+    except Exception as err:  # noqa: BLE001 - reported per file, the batch goes on
+        return Result(str(job.source), str(job.output), "failed", error=_one_line(err),
+                      seconds=time.perf_counter() - started)
+    return Result(str(job.source), str(job.output), "done", seconds=time.perf_counter() - started, timings=timings)
+
+
+def _one_line(err):
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if type(err).__name__ in {"ImageReadError"} else f"{type(err).__name__}: {text}"

@@ -1,0 +1,57 @@
+"""The `colorize` command line: a group whose default subcommand colorizes photos."""
+
+import click
+
+from colorize_cli import __version__
+
+DEFAULT_COMMAND = "colorize"
+
+
+class DefaultCommandGroup(click.Group):
+    """A group where `colorize PATH...` means `colorize colorize PATH...`."""
+
+    def parse_args(self, ctx, args):
+        group_flags = {"--help", "-h", "--version"}
+        if args and args[0] not in self.commands and args[0] not in group_flags:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx):
+        # The default command first, then the rest in the order a user meets them.
+        return list(self.commands)
+
+
+@click.group(
+    cls=DefaultCommandGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  colorize ./old_photos                      # colorize a folder tree into ./old_photos_colorized
+  colorize scan.tif --model gan --device cuda
+  colorize train --model gan --data photos/ --out runs/gan-1
+  colorize evaluate val_photos/ --model gan --model cnn
+  colorize prep-dataset places.tar -o data/places
+
+Run `colorize COMMAND --help` for each command's options.""",
+)
+@click.version_option(__version__, "--version", prog_name="colorize")
+def cli():
+    """Bring colour back to black-and-white photographs, in batches, offline.
+
+    Without a command name, the arguments go to `colorize colorize`.
+    """
+
+
+def _register_commands():
+    from colorize_cli.commands import registered_commands
+
+    for command in registered_commands():
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main():
+    """Console-script entry point."""
+    cli(prog_name="colorize")

@@ -1,0 +1,77 @@
+"""`colorize colorize PATH...` (the default command): the batch job."""
+
+import json
+import sys
+
+import click
+
+from colorize_cli.batch import BatchOptions, run_batch
+from colorize_cli.checkpoint import CheckpointError
+from colorize_cli.commands.common import FatalError, device_option, user_errors
+from colorize_cli.discovery import InputError, default_output_dir, in_shard, parse_shard, plan_jobs, read_path_list
+from colorize_cli.inference import DEFAULT_MODEL, Colorizer
+from colorize_cli.progress import progress_reporter
+
+
+@click.command(
+    "colorize",
+    epilog="""\b
+Examples:
+  colorize ./old_photos                       # -> ./old_photos_colorized/, same tree
+  colorize scans/ -o out/ --model gan --device cuda --format tif
+  find /archive -name '*.tif' | colorize --files-from - -o /colour --json
+  colorize big_scan.tif --render-size 384 --saturation 1.2 --diagnostics
+  colorize ./box --shard 3/8 -o out/          # machine 3 of 8 takes its 1/8 of the files
+
+\b
+Exit codes: 0 every image done (or already done), 1 some image failed, 2 usage error
+or no usable model.""",
+)
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.option("--files-from", type=click.File("r"), help="Read input paths from FILE, one per line (- for stdin).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: <input>_colorized beside the input].")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Shipped model name (cnn, regression, classification, autoencoder, gan) or a checkpoint path.")
+@device_option
+@click.option("--render-size", type=click.IntRange(32, 4096), help="Working size: the SHORT side, in px, the network sees (never upscaled) [default: the model's].")
+@click.option("--saturation", type=click.FloatRange(0, 4), default=1.0, show_default=True, help="Scale predicted chroma (1.0 = model output).")
+@click.option("--format", "output_format", type=click.Choice(["same", "jpg", "png", "tif"]), default="same", show_default=True, help="Output format; same keeps JPEG/PNG/TIFF, others become PNG.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
+@click.option("--diagnostics", is_flag=True, help="Also write <name>.diagnostics.png (L, a, b, result) and <name>.diagnostics.json.")
+@click.option("--shard", help="K/N: process only the K-th of N deterministic parts of the inputs.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads decoding and encoding beside the network.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@user_errors(InputError, CheckpointError)
+def colorize_command(inputs, files_from, out_dir, model, device, render_size, saturation, output_format,
+                     quality, overwrite, diagnostics, shard, workers, as_json, quiet):
+    """Colorize photographs: files, folders (recursive) or a list of paths.
+
+    Colour and gray inputs both work (colour is converted to L first). The network predicts the
+    Lab a,b channels at a small working size; they are upsampled guided by the full-resolution L
+    and recombined with the original L, so no detail is lost. 16-bit inputs give 16-bit TIFFs.
+    EXIF (orientation applied) and ICC profiles are kept, and every output is tagged as
+    AI-colorized. Inputs are never modified; outputs are written atomically.
+    """
+    paths = list(inputs) + (read_path_list(files_from) if files_from else [])
+    if not paths:
+        raise click.UsageError("give at least one file or folder, or --files-from")
+    jobs = plan_jobs(paths, out_dir or default_output_dir(paths), output_format)
+    if shard:
+        index, count = parse_shard(shard)
+        jobs = [job for job in jobs if in_shard(job, index, count)]
+    colorizer = Colorizer.from_checkpoint(model, device, render_size, saturation)
+    options = BatchOptions(overwrite=overwrite, quality=quality, diagnostics=diagnostics, workers=workers)
+    failed = 0
+    with progress_reporter(len(jobs), enabled=not (quiet or as_json)) as report:
+        for result in run_batch(jobs, colorizer, options):
+            failed += result.status == "failed"
+            if as_json:
+                click.echo(json.dumps(result.as_dict()))
+            if result.status == "failed":
+                report.error(f"error: {result.source}: {result.error}")
+            report.advance(result)
+    if not (quiet or as_json):
+        done = len(jobs) - failed
+        click.echo(f"{done} of {len(jobs)} image(s) colorized or already done, {failed} failed", err=True)
+    sys.exit(1 if failed else 0)

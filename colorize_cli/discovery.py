@@ -1,0 +1,125 @@
+"""Which files a batch colorizes and where each result goes: input discovery, tree mirroring, shards."""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pbm", ".jp2"}
+)
+OUTPUT_SUFFIXES = {"jpg": ".jpg", "png": ".png", "tif": ".tif"}
+# Formats we write as they are; anything else (GIF, BMP, WebP...) becomes PNG under --format same.
+KEPT_SUFFIXES = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".png": ".png", ".tif": ".tif", ".tiff": ".tiff"}
+
+
+class InputError(ValueError):
+    """The inputs or output folder given on the command line cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to colorize: where it is, its path relative to its input root, where it goes."""
+
+    source: Path
+    relative: Path
+    output: Path
+
+
+def is_image_name(path):
+    """True when the file name has an image suffix (other files in a tree are skipped quietly)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def walk_images(folder):
+    """Image files under `folder`, recursively, sorted; symlinked folders are not followed (no loops)."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / name for name in sorted(files) if is_image_name(name) and not name.startswith("."))
+    return found
+
+
+def read_path_list(stream):
+    """Paths from a --files-from stream: one per line, blank lines and surrounding whitespace ignored."""
+    return [Path(line.rstrip("\r\n")) for line in stream if line.strip()]
+
+
+def default_output_dir(inputs):
+    """`<input>_colorized` beside the (first) input folder; for a file, beside its folder."""
+    first = Path(inputs[0]).resolve()
+    base = first if first.is_dir() else first.parent
+    return base.with_name(base.name + "_colorized")
+
+
+def plan_jobs(inputs, out_dir, output_format="same"):
+    """Jobs mirroring each input's tree under out_dir (several inputs each get a subfolder)."""
+    out_dir = Path(out_dir)
+    roots = _input_roots(inputs)
+    several = len(roots) > 1
+    jobs, seen = [], {}
+    for root, files, is_folder in roots:
+        prefix = Path(root.name) if several and is_folder else Path()
+        for source in files:
+            relative = prefix / source.relative_to(root)
+            output = out_dir / relative.with_suffix(output_suffix(source, output_format))
+            if output in seen:
+                raise InputError(f"{source} and {seen[output]} would both be written to {output}")
+            seen[output] = source
+            jobs.append(Job(source=source, relative=relative, output=output))
+    check_output_dir(out_dir, inputs, jobs)
+    return jobs
+
+
+def _input_roots(inputs):
+    """Group inputs into (root, files, is_folder): a folder is its own root; loose files share their common folder."""
+    roots, loose = [], []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            roots.append((item, walk_images(item), True))
+        elif item.exists() or item.is_symlink():
+            loose.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    if loose:
+        common = Path(os.path.commonpath([str(p.absolute().parent) for p in loose]))
+        roots.append((common, [p.absolute() for p in loose], False))
+    return roots
+
+
+def output_suffix(source, output_format):
+    """The output file suffix for `source` under --format."""
+    if output_format == "same":
+        return KEPT_SUFFIXES.get(source.suffix.lower(), ".png")
+    return OUTPUT_SUFFIXES[output_format]
+
+
+def check_output_dir(out_dir, inputs, jobs):
+    """Refuse an output folder inside an input folder, or any output that is an input file."""
+    out_resolved = out_dir.resolve()
+    for item in map(Path, inputs):
+        resolved = item.resolve()
+        if item.is_dir() and (out_resolved == resolved or resolved in out_resolved.parents):
+            raise InputError(f"output folder {out_dir} is inside input folder {item}; choose another -o")
+    sources = {job.source.resolve() for job in jobs}
+    for job in jobs:
+        if job.output.resolve() in sources:
+            raise InputError(f"{job.output} is an input file; refusing to overwrite it")
+
+
+def parse_shard(text):
+    """'K/N' (1-based) -> (K, N)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected K/N, e.g. 2/8") from None
+    if not 1 <= index <= count:
+        raise InputError(f"--shard {text!r}: K must be between 1 and N")
+    return index, count
+
+
+def in_shard(job, index, count):
+    """Whether `job` belongs to shard index/count; decided by its relative path alone, so every
+    machine agrees without a coordinator and adding files never moves others."""
+    digest = hashlib.sha256(job.relative.as_posix().encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1

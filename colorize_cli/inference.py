@@ -1,0 +1,128 @@
+"""Inference: L at full resolution in, colour out, with the network at a small working size."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from colorize_cli.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from colorize_cli.color import lab_to_rgb, normalize_l, unit_to_ab
+from colorize_cli.upsample import guided_coefficients, guided_upsample_rows
+
+# The default --model: the best shipped model by the README's quality table.
+DEFAULT_MODEL = "gan"
+# Rows of full-resolution pixels converted per step: bounds the temporaries of a 100 MP scan.
+STRIP_ROWS = 256
+
+
+def weights_dir():
+    """Folder of the shipped weights: $COLORIZE_WEIGHTS or the repository's weights/."""
+    override = os.environ.get("COLORIZE_WEIGHTS")
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
+
+
+def resolve_weights(name_or_path):
+    """A checkpoint path, or a bare model name meaning weights/<name>.safetensors."""
+    candidate = Path(name_or_path)
+    if candidate.suffix or os.sep in str(name_or_path):
+        return candidate
+    shipped = weights_dir() / f"{name_or_path}.safetensors"
+    if not shipped.is_file():
+        raise CheckpointError(
+            f"no shipped weights for model {name_or_path!r} ({shipped} is missing); "
+            "train them with `colorize train` or pass a checkpoint path"
+        )
+    return shipped
+
+
+@dataclass
+class LowResolution:
+    """What the network saw and said: L in [0,1] and ab in Lab units, both at the working size."""
+
+    guide: torch.Tensor
+    ab: torch.Tensor
+
+
+class Colorizer:
+    """A loaded model plus the inference options: working size, saturation, device."""
+
+    def __init__(self, model, device="cpu", render_size=None, saturation=1.0, header=None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.render_size = int(render_size or model.default_render_size)
+        self.saturation = float(saturation)
+        self.header = header or {}
+        self.checkpoint_path = None
+        self.checkpoint_sha256 = None
+
+    @classmethod
+    def from_checkpoint(cls, name_or_path, device="cpu", render_size=None, saturation=1.0):
+        """Load shipped weights by model name, or any checkpoint by path."""
+        path = resolve_weights(name_or_path)
+        model, header = load_checkpoint(path, device)
+        colorizer = cls(model, device, render_size, saturation, header)
+        colorizer.checkpoint_path = path
+        colorizer.checkpoint_sha256 = file_sha256(path)
+        return colorizer
+
+    def working_size(self, height, width):
+        """Network input size: the short side scaled to render_size (never up), rounded to the model's multiple."""
+        scale = min(1.0, self.render_size / min(height, width))
+        multiple = self.model.size_multiple
+
+        def snap(side):
+            return max(multiple, int(round(side * scale / multiple)) * multiple)
+
+        return snap(height), snap(width)
+
+    @torch.inference_mode()
+    def predict_low(self, L):
+        """Run the network on L [B,1,H,W] (Lab units, any device) resized to the working size."""
+        L = L.to(self.device, torch.float32)
+        size = self.working_size(*L.shape[-2:])
+        if tuple(L.shape[-2:]) == size:
+            small = L
+        else:
+            small = F.interpolate(L, size=size, mode="bilinear", antialias=True, align_corners=False)
+        ab = unit_to_ab(self.model.predict_ab(normalize_l(small)).float())
+        return LowResolution(guide=small / 100.0, ab=ab)
+
+    @torch.inference_mode()
+    def predict_ab(self, L):
+        """Full-resolution ab [B,2,H,W] (Lab units) for L [B,1,H,W], on the colorizer's device."""
+        low = self.predict_low(L)
+        slope, offset = guided_coefficients(low.guide, low.ab)
+        height, width = L.shape[-2:]
+        guide = L.to(self.device, torch.float32) / 100.0
+        return guided_upsample_rows(slope, offset, guide, width, height, 0) * self.saturation
+
+    @torch.inference_mode()
+    def colorize_l(self, L, bit_depth=None, low=None):
+        """Colour a single L image (H,W) float [0,100] numpy array, in strips of rows.
+
+        Returns float32 sRGB in [0,1] (H,W,3), or uint8/uint16 when bit_depth is 8/16, which saves
+        the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L.
+        """
+        height, width = L.shape
+        if low is None:
+            low = self.predict_low(torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None])
+        slope, offset = guided_coefficients(low.guide, low.ab)
+        dtype = {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth]
+        out = np.empty((height, width, 3), dtype=dtype)
+        for top in range(0, height, STRIP_ROWS):
+            L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + STRIP_ROWS], dtype=np.float32))
+            L_rows = L_rows.to(self.device)[None, None]
+            ab_rows = guided_upsample_rows(slope, offset, L_rows / 100.0, width, height, top)
+            rgb = lab_to_rgb(torch.cat([L_rows, ab_rows * self.saturation], dim=1))[0]
+            out[top : top + STRIP_ROWS] = _to_dtype(rgb.permute(1, 2, 0), dtype).cpu().numpy()
+        return out
+
+
+def _to_dtype(rgb, dtype):
+    if dtype == np.float32:
+        return rgb
+    peak = np.iinfo(dtype).max
+    return (rgb * peak).round_().clamp_(0, peak).to(torch.int32 if dtype == np.uint16 else torch.uint8)

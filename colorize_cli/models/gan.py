@@ -1,0 +1,156 @@
+"""pix2pix-style conditional GAN (seeds 000 §IV and 002): U-Net generator and patch discriminator."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GanConfig:
+    """Generator depth follows `train_size` down to a 2x2 bottleneck; widths double from `base_channels`
+    up to `max_channels`; the discriminator options start with `disc_`."""
+
+    train_size: int = 128
+    base_channels: int = 32
+    max_channels: int = 256
+    dropout: float = 0.5
+    dropout_blocks: int = 3
+    disc_layers: int = 3
+    disc_dropout: float = 0.25
+
+    def __post_init__(self):
+        if self.train_size < 8:
+            raise ValueError(f"gan train_size must be at least 8, got {self.train_size}.")
+        if not 1 <= self.base_channels <= self.max_channels:
+            raise ValueError(
+                f"gan channels need 1 <= base_channels <= max_channels, got {self.base_channels} and "
+                f"{self.max_channels}."
+            )
+        for key in ("dropout", "disc_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"gan {key} must be in [0, 1), got {getattr(self, key)}.")
+        if self.dropout_blocks < 0 or self.disc_layers < 1:
+            raise ValueError(
+                f"gan needs dropout_blocks >= 0 and disc_layers >= 1, got {self.dropout_blocks} and "
+                f"{self.disc_layers}."
+            )
+
+    @property
+    def depth(self) -> int:
+        """Number of stride-2 encoder blocks: the largest that leaves a bottleneck of at least 2x2."""
+        # A 1x1 bottleneck would make BatchNorm fail in train mode on batches of one.
+        return (self.train_size // 2).bit_length() - 1
+
+    def channels(self, level: int) -> int:
+        """Channel width of the encoder block at `level` (0 = first)."""
+        return min(self.base_channels * 2**level, self.max_channels)
+
+
+def init_he_normal(module: nn.Module) -> None:
+    """He-normal weights and zero biases for every conv and linear layer under `module` (seed 000 §IV)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def _down(in_channels: int, out_channels: int, norm: bool, dropout: float = 0.0) -> nn.Sequential:
+    # A conv followed by BatchNorm needs no bias.
+    layers = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def _up(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
+    layers = [
+        nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class GanGenerator(nn.Module):
+    """U-Net: `depth` conv blocks down, transposed-conv blocks up, each concatenated with its mirror."""
+
+    name = "gan"
+
+    def __init__(self, config: GanConfig | None = None):
+        super().__init__()
+        self.config = config or GanConfig()
+        c, depth = self.config, self.config.depth
+        self.down = nn.ModuleList(
+            _down(1 if i == 0 else c.channels(i - 1), c.channels(i), norm=i > 0) for i in range(depth)
+        )
+        # Up block j leaves level `level - 1`; every block but the innermost also takes its skip.
+        self.up = nn.ModuleList(
+            _up(
+                c.channels(level) * (1 if level == depth - 1 else 2),
+                c.channels(level - 1),
+                c.dropout if j < c.dropout_blocks else 0.0,
+            )
+            for j, level in enumerate(range(depth - 1, 0, -1))
+        )
+        self.out = nn.Sequential(nn.ConvTranspose2d(2 * c.channels(0), 2, 4, stride=2, padding=1), nn.Tanh())
+        init_he_normal(self)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.config.depth
+
+    @property
+    def default_render_size(self) -> int:
+        """At least 256 px (the seeds' size), a multiple of `size_multiple`."""
+        size = max(self.config.train_size, 256)
+        return -(-size // self.size_multiple) * self.size_multiple
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
+        skips = []
+        x = l_norm
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck feeds the first up block directly
+        for block in self.up:
+            x = torch.cat([block(x), skips.pop()], dim=1)
+        return self.out(x)
+
+    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Unit-scale ab at the input's size."""
+        return self(l_norm)
+
+
+class PatchDiscriminator(nn.Module):
+    """Judges (L, ab) pairs per patch: logits [B,1,H/2^n,W/2^n] for n = `disc_layers` (BCE-with-logits)."""
+
+    def __init__(self, config: GanConfig | None = None):
+        super().__init__()
+        self.config = config or GanConfig()
+        c, n = self.config, self.config.disc_layers
+        blocks = [
+            _down(3 if i == 0 else c.channels(i - 1), c.channels(i), norm=i > 0, dropout=c.disc_dropout)
+            for i in range(n)
+        ]
+        # A stride-1 block widens each logit's receptive field without shrinking the patch map.
+        self.net = nn.Sequential(
+            *blocks,
+            nn.Conv2d(c.channels(n - 1), c.channels(n), 3, padding=1, bias=False),
+            nn.BatchNorm2d(c.channels(n)),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(c.disc_dropout),
+            nn.Conv2d(c.channels(n), 1, 3, padding=1),
+        )
+        init_he_normal(self)
+
+    def forward(self, l_norm: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Real/fake logits per patch for normalised L [B,1,H,W] and unit-scale ab [B,2,H,W]."""
+        return self.net(torch.cat([l_norm, ab], dim=1))
