@@ -1,0 +1,69 @@
+"""Zhang et al. 2016 classification (seed 004 §3.3): logits over the 313 ab bins, annealed-mean decoding."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorize_cli.ab_bins import NUM_BINS, annealed_mean
+from colorize_cli.color import ab_to_unit
+
+
+@dataclass
+class ClassificationConfig:
+    """Channel width of the first stage (doubled three times on the way down) and the decoding temperature."""
+
+    width: int = 32
+    temperature: float = 0.38
+
+    def __post_init__(self):
+        if self.width < 1:
+            raise ValueError(f"classification width must be at least 1, got {self.width}.")
+        if self.temperature <= 0:
+            raise ValueError(f"classification temperature must be positive, got {self.temperature}.")
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+class ClassificationModel(nn.Module):
+    """Three stride-2 stages to 1/8, dilated convs for context, one learned 2x upsampling, 313 logits at 1/4."""
+
+    name = "classification"
+
+    def __init__(self, config: ClassificationConfig | None = None):
+        super().__init__()
+        self.config = config or ClassificationConfig()
+        w = self.config.width
+        self.net = nn.Sequential(
+            _conv_bn_relu(1, w), _conv_bn_relu(w, w, stride=2),
+            _conv_bn_relu(w, 2 * w), _conv_bn_relu(2 * w, 2 * w, stride=2),
+            _conv_bn_relu(2 * w, 4 * w), _conv_bn_relu(4 * w, 4 * w, stride=2),
+            _conv_bn_relu(4 * w, 8 * w),
+            _conv_bn_relu(8 * w, 8 * w, dilation=2), _conv_bn_relu(8 * w, 8 * w, dilation=2),
+            nn.ConvTranspose2d(8 * w, 4 * w, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * w), nn.ReLU(),
+            _conv_bn_relu(4 * w, 4 * w),
+            nn.Conv2d(4 * w, NUM_BINS, 1),
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        return 8
+
+    @property
+    def default_render_size(self) -> int:
+        return 256
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Bin logits [B,313,H/4,W/4] from normalised L [B,1,H,W]."""
+        # Like Zhang et al., classify at 1/4 size: the loss is taken there (16x less memory than full size).
+        return self.net(l_norm)
+
+    def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Unit-scale ab at the input's size, decoded by the annealed mean (config temperature by default)."""
+        ab = annealed_mean(self(l_norm), self.config.temperature if temperature is None else temperature)
+        # Upsampling the 2 decoded channels is far cheaper than upsampling 313 logits, and stays in range.
+        return ab_to_unit(F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False))
