@@ -5,17 +5,17 @@ main thread. Every output is written atomically, so a file under its final name 
 and an interrupted batch resumes by skipping outputs that exist.
 """
 
+import dataclasses
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from colorize_cli import __version__
 from colorize_cli.diagnostics import write_diagnostics
-from colorize_cli.image_io import read_luminance, write_image
+from colorize_cli.image_io import ImageReadError, read_luminance, write_image
 
 SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
 
@@ -70,15 +70,16 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
                 job = next(upcoming, None)
                 if job is None:
                     return
-                reads.append((job, time.perf_counter(), pool.submit(_timed, read_luminance, job.source)))
+                reads.append((job, time.perf_counter(), pool.submit(_read, job.source)))
 
         queue_reads()
         while reads:
             job, started, read_future = reads.popleft()
             queue_reads()
             try:
-                (L, photo), read_seconds = read_future.result()
-                writes.append((job, started, pool.submit(_colorize_and_write, job, L, photo, colorizer, options)))
+                L, photo, read_seconds = read_future.result()
+                work = pool.submit(_colorize_and_write, job, L, photo, colorizer, options, read_seconds)
+                writes.append((job, started, work))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 writes.append((job, started, _failed_future(err)))
             del read_future
@@ -88,8 +89,18 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
             yield _finish(*writes.popleft())
 
 
-def _colorize_and_write(job, L, photo, colorizer, options):
-    timings = {}
+def _read(source):
+    clock = time.perf_counter()
+    L, photo = read_luminance(source)
+    # Only L and the metadata are needed from here on: drop the full-size float pixels early.
+    # A gray ICC profile cannot describe an RGB output; a colour one still applies.
+    icc = photo.icc_profile if photo.pixels.ndim == 3 else None
+    photo = dataclasses.replace(photo, pixels=None, icc_profile=icc)
+    return L, photo, time.perf_counter() - clock
+
+
+def _colorize_and_write(job, L, photo, colorizer, options, read_seconds):
+    timings = {"read": read_seconds}
     clock = time.perf_counter()
     low = colorizer.predict_low(torch.from_numpy(L)[None, None])
     timings["network"] = time.perf_counter() - clock
@@ -102,23 +113,15 @@ def _colorize_and_write(job, L, photo, colorizer, options):
     if options.diagnostics:
         # Written before the output: an existing output then means its diagnostics exist too.
         write_diagnostics(job.output, L, low, rgb, colorizer, timings)
-    # A gray ICC profile cannot describe an RGB output; a colour one still applies.
-    icc = photo.icc_profile if photo.pixels.ndim == 3 else None
     write_image(
-        job.output, rgb, quality=options.quality, exif=photo.exif, icc_profile=icc, description=ai_tag(colorizer)
+        job.output, rgb, quality=options.quality, exif=photo.exif, icc_profile=photo.icc_profile,
+        description=ai_tag(colorizer),
     )
     timings["write"] = time.perf_counter() - clock
     return timings
 
 
-def _timed(func, *args):
-    clock = time.perf_counter()
-    return func(*args), time.perf_counter() - clock
-
-
 def _failed_future(err):
-    from concurrent.futures import Future
-
     future = Future()
     future.set_exception(err)
     return future
@@ -128,11 +131,13 @@ def _finish(job, started, future):
     try:
         timings = future.result()
     except Exception as err:  # noqa: BLE001 - reported per file, the batch goes on
-        return Result(str(job.source), str(job.output), "failed", error=_one_line(err),
+        return Result(str(job.source), str(job.output), "failed", error=_cause(err),
                       seconds=time.perf_counter() - started)
     return Result(str(job.source), str(job.output), "done", seconds=time.perf_counter() - started, timings=timings)
 
 
-def _one_line(err):
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if type(err).__name__ in {"ImageReadError"} else f"{type(err).__name__}: {text}"
+def _cause(err):
+    """The cause of a failure on one line, without the path (the caller names the file)."""
+    if isinstance(err, ImageReadError):
+        return err.cause
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"

@@ -1,0 +1,345 @@
+"""Photo files in and out: pixels as float arrays, upright, with their EXIF and ICC profile carried along.
+
+Reading: any file Pillow opens (first frame of GIF/WebP/TIFF). Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits
+go through tifffile when it has their codec (none, deflate, packbits...): it keeps 16 bits, which Pillow
+cannot for colour. Other TIFFs (LZW, JPEG, G4, palette, CMYK) go through Pillow. What each file becomes:
+  1, L, gray palette, I;16*, I, F, gray TIFF  -> gray (H, W); I;16 and deeper -> bit_depth 16
+  RGB, colour palette, CMYK, YCbCr, RGB TIFF  -> colour (H, W, 3); CMYK by Pillow's plain formula
+  any alpha (LA, RGBA, PA, palette transparency, TIFF alpha) -> composited on white
+  miniswhite TIFF -> inverted to the usual black-is-0; floats are taken as [0, 1] and clipped
+Limits: Pillow has no 16-bit colour mode, so 16-bit colour PNGs, and 16-bit colour TIFFs compressed with a
+codec tifffile lacks without `imagecodecs` (LZW, JPEG), are read at 8 bits with a warning. Float colour
+TIFFs are refused (Pillow cannot parse their header). An ICC profile is returned only when it describes
+the returned pixels (a CMYK profile is dropped with the conversion to RGB).
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import ExifTags, Image, TiffTags, UnidentifiedImageError
+
+from . import __version__
+from .fsutil import atomic_write
+
+MAX_PIXELS = 300_000_000
+"""Largest image read_image accepts (Pillow's bomb guard rises to match); raise it knowingly for bigger scans."""
+
+SOFTWARE = f"colorize {__version__}"
+
+_Tag = ExifTags.Base
+_SUB_IFDS = (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo)
+# A TIFF's first IFD also holds its layout (strip offsets, sample format...): only these describe the photo.
+_TIFF_PHOTO_TAGS = frozenset(
+    {
+        _Tag.ImageDescription, _Tag.Make, _Tag.Model, _Tag.Orientation, _Tag.XResolution,
+        _Tag.YResolution, _Tag.ResolutionUnit, _Tag.Software, _Tag.DateTime, _Tag.Artist, _Tag.Copyright,
+    }
+)
+# EXIF text that tifffile writes into a 16-bit TIFF (it cannot write the EXIF and GPS sub-IFDs).
+_TIFF_TEXT_TAGS = (_Tag.Make, _Tag.Model, _Tag.DateTime, _Tag.Artist, _Tag.Copyright)
+_TIFF_COLOUR_CHANNELS = {
+    tifffile.PHOTOMETRIC.MINISWHITE: 1,
+    tifffile.PHOTOMETRIC.MINISBLACK: 1,
+    tifffile.PHOTOMETRIC.RGB: 3,
+}
+_TIFF_BITS = (1, 8, 16, 32, 64)  # tifffile hands 2, 4 and 12 bits over unscaled
+_TIFF_ALPHAS = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
+_PILLOW_KEPT_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# EXIF orientation -> the numpy view that makes the pixels upright (same result as ImageOps.exif_transpose).
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: a.swapaxes(0, 1)[::-1],
+}
+# Decoders report corrupt data with any of these.
+_DECODE_ERRORS = (
+    ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, zlib.error, lzma.LZMAError
+)
+# skimage's sRGB (D65) -> XYZ matrix, Y row, and its CIE L* constants.
+_SRGB_TO_Y = np.array([0.212671, 0.715160, 0.072169])
+_LAB_EPSILON, _LAB_KAPPA = 0.008856, 116 * 7.787
+_STRIP_PIXELS = 1 << 18
+
+
+@dataclass
+class Photo:
+    """A decoded photo: float32 pixels in [0, 1], gray (H, W) or colour (H, W, 3), already upright."""
+
+    pixels: np.ndarray
+    bit_depth: int  # 8 or 16: the precision the file held
+    exif: bytes | None  # orientation reset to 1
+    icc_profile: bytes | None
+    format: str  # Pillow's name: "JPEG", "PNG", "TIFF", ...
+
+
+class ImageReadError(ValueError):
+    """An unreadable, corrupt, truncated or too-large image; str() is '<path>: <cause>' on one line."""
+
+    def __init__(self, path: str | os.PathLike, cause: object):
+        self.path = os.fspath(path)
+        self.cause = " ".join(str(cause).split())
+        super().__init__(f"{self.path}: {self.cause}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.cause)
+
+
+def read_image(path: str | os.PathLike) -> Photo:
+    """Read a photo (see the module docstring for what each kind of file becomes); raises ImageReadError."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:  # Pillow only warns up to twice its limit
+                raise Image.DecompressionBombError(im.size)
+            samples, premultiplied = _samples(path, im)
+            # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
+            exif = im.getexif()
+            pixels, bit_depth = _to_unit(_orient(samples, exif.get(_Tag.Orientation, 1)), premultiplied)
+            tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
+            exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
+            icc = im.info.get("icc_profile")
+            fmt = im.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.image_io.MAX_PIXELS to read it)"
+        raise ImageReadError(path, cause) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image file, or a kind Pillow cannot read") from None
+    except OSError as err:
+        raise ImageReadError(path, err.strerror or err) from err
+    except _DECODE_ERRORS as err:
+        raise ImageReadError(path, err) from err
+    if icc is not None and _icc_space(icc) != (b"GRAY" if pixels.ndim == 2 else b"RGB "):
+        icc = None
+    return Photo(pixels, bit_depth, exif_bytes, icc, fmt)
+
+
+def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
+    """CIE L* in [0, 100] (float32, H x W) of the photo at `path`, and the photo."""
+    photo = read_image(path)
+    return luminance(photo.pixels), photo
+
+
+def luminance(pixels: np.ndarray) -> np.ndarray:
+    """CIE L* (float32, H x W) of sRGB pixels, gray (H, W) or colour (H, W, 3), as skimage's rgb2lab gives it."""
+    lightness = np.empty(pixels.shape[:2], np.float32)
+    rows = max(1, _STRIP_PIXELS // max(1, pixels.shape[1]))
+    for top in range(0, len(lightness), rows):  # strips keep the float64 temporaries small
+        value = pixels[top : top + rows].astype(np.float64)
+        linear = np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+        y = linear if linear.ndim == 2 else linear @ _SRGB_TO_Y  # the Y row sums to 1: gray v has Y = linear v
+        lightness[top : top + rows] = np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
+    return lightness
+
+
+def write_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    description: str | None = None,
+) -> None:
+    """Write (H, W, 3) uint8 or uint16 RGB atomically: 8-bit through Pillow, 16-bit as TIFF through tifffile."""
+    path = Path(path)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_image takes (H, W, 3) uint8 or uint16 pixels, not {rgb.shape} {rgb.dtype}")
+    fmt = _format(path, format)
+    if rgb.dtype == np.uint16 and fmt != "TIFF":
+        raise ValueError(f"{path}: 16-bit output needs TIFF (.tif); {fmt} is written with 8 bits per channel")
+    tags = _output_exif(exif, description)
+    if icc_profile is not None and _icc_space(icc_profile) != b"RGB ":
+        icc_profile = None  # a gray or CMYK profile would misdescribe RGB pixels
+    dpi = _dpi(tags)
+    with atomic_write(path) as tmp:
+        if rgb.dtype == np.uint16:
+            _write_tiff16(tmp, rgb, tags, icc_profile, dpi)
+        else:
+            # EXIF as an object: Pillow's TIFF writer would reload bytes as Latin-1 and write '?' for the rest.
+            options = {"exif": tags, "icc_profile": icc_profile, "dpi": dpi}
+            if fmt in ("JPEG", "WEBP"):
+                options["quality"] = quality
+            if fmt == "JPEG" and quality >= 90:
+                options["subsampling"] = 0  # full-resolution colour: keep the chroma the model painted
+            # Pillow writes TIFFs uncompressed here: its libtiff (compressing) writer rejects EXIF sub-IFDs.
+            Image.fromarray(rgb).save(tmp, format=fmt, **{k: v for k, v in options.items() if v is not None})
+
+
+def _samples(path: str | os.PathLike, im: Image.Image) -> tuple[np.ndarray, bool]:
+    """Samples (H, W, C) of the opened image and whether its alpha is premultiplied."""
+    stored_bits = 8
+    if im.format == "TIFF":
+        # tifffile first: it keeps 16-bit colour, and leaves orientation to us (Pillow 13 mis-turns raw TIFFs).
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            stored_bits = page.bitspersample
+            if (
+                stored_bits in _TIFF_BITS
+                and page.photometric in _TIFF_COLOUR_CHANNELS
+                and page.compression in tifffile.TIFF.DECOMPRESSORS
+            ):
+                return _tiff_samples(page)
+    elif im.format == "PNG":
+        with open(path, "rb") as f:
+            stored_bits = f.read(25)[24]  # IHDR bit depth: Pillow keeps only 8 of 16 for colour
+    samples = _pillow_samples(im)
+    if stored_bits > 8 and samples.dtype == np.uint8:
+        message = f"{path}: this {stored_bits}-bit {im.format} is read with 8 bits per channel (Pillow's limit)"
+        warnings.warn(message, stacklevel=3)
+    return samples, False
+
+
+def _tiff_samples(page: tifffile.TiffPage) -> tuple[np.ndarray, bool]:
+    """Samples (H, W, C) of a TIFF page, colour then alpha (other extra samples dropped); alpha premultiplied?"""
+    samples = page.asarray()
+    if samples.dtype == bool:
+        samples = samples * np.uint8(255)
+    samples = np.moveaxis(samples, page.axes.index("S"), -1) if "S" in page.axes else samples[..., None]
+    if samples.ndim != 3:
+        raise ValueError(f"unsupported TIFF layout {page.axes}")
+    has_alpha = bool(page.extrasamples) and page.extrasamples[0] in _TIFF_ALPHAS
+    samples = samples[..., : _TIFF_COLOUR_CHANNELS[page.photometric] + has_alpha]
+    if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        top = np.iinfo(samples.dtype).max if samples.dtype.kind == "u" else 1
+        samples = samples.copy()
+        samples[..., 0] = top - samples[..., 0]
+    return samples, has_alpha and page.extrasamples[0] == tifffile.EXTRASAMPLE.ASSOCALPHA
+
+
+def _pillow_samples(im: Image.Image) -> np.ndarray:
+    """Samples (H, W, C) in a mode Pillow decodes without loss: palettes become gray or RGB, CMYK becomes RGB."""
+    if im.mode in ("P", "PA"):
+        palette = np.asarray(im.getpalette("RGB"), np.uint8).reshape(-1, 3)
+        base = "L" if (palette == palette[:, :1]).all() else "RGB"
+        im = im.convert(base + "A" if im.has_transparency_data else base)
+    elif im.mode == "I":  # Pillow's 32-bit container for 16-bit gray (PPM and older PNG readers)
+        return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)[..., None]
+    elif im.mode not in _PILLOW_KEPT_MODES:
+        im = im.convert({"1": "L", "La": "LA", "RGBa": "RGBA"}.get(im.mode, "RGB"))
+    samples = np.asarray(im)
+    return samples if samples.ndim == 3 else samples[..., None]
+
+
+def _orient(samples: np.ndarray, orientation: int) -> np.ndarray:
+    turn = _ORIENTATIONS.get(orientation)
+    return turn(samples) if turn else samples
+
+
+def _to_unit(samples: np.ndarray, premultiplied: bool) -> tuple[np.ndarray, int]:
+    """Float32 C-ordered pixels in [0, 1] and bit depth; alpha composited on white; one channel -> (H, W)."""
+    if samples.dtype.kind == "u":
+        bit_depth, top = (8 if samples.dtype.itemsize == 1 else 16), np.iinfo(samples.dtype).max
+    elif samples.dtype.kind == "f":
+        bit_depth, top = 16, 1
+    else:
+        raise ValueError(f"unsupported sample type {samples.dtype}")
+    pixels = samples.astype(np.float32, order="C")
+    if top == 1:
+        np.clip(pixels, 0, 1, out=pixels)
+    else:
+        pixels /= top
+    if pixels.shape[2] in (2, 4):
+        colour, alpha = pixels[..., :-1], pixels[..., -1:]
+        pixels = colour + (1 - alpha) if premultiplied else colour * alpha + (1 - alpha)
+    return (pixels[..., 0] if pixels.shape[2] == 1 else pixels), bit_depth
+
+
+def _output_exif(exif: bytes | None, description: str | None) -> Image.Exif:
+    """EXIF for a written photo: the given tags, orientation 1, `description` and our Software tag."""
+    source = Image.Exif()
+    if exif:
+        source.load(exif)
+    tags = _portable_exif(source)
+    if description is not None:
+        tags[_Tag.ImageDescription] = description.encode()  # UTF-8 bytes: Pillow writes non-ASCII str as '?'
+    tags[_Tag.Software] = SOFTWARE
+    return tags
+
+
+def _portable_exif(exif: Image.Exif, keep: frozenset[int] | None = None) -> Image.Exif:
+    """`exif` made ready for another file, in place: first IFD limited to `keep`, orientation 1."""
+    for tag, value in list(exif.items()):
+        if keep is not None and tag not in keep and tag not in _SUB_IFDS:
+            del exif[tag]
+        elif isinstance(value, str) and TiffTags.lookup(tag).type == TiffTags.ASCII:
+            # Pillow decodes text as Latin-1 but writes str as ASCII ('?' for the rest): bytes go through as is.
+            exif[tag] = value.encode("latin-1", "replace")
+    if _Tag.Orientation in exif:
+        exif[_Tag.Orientation] = 1
+    return exif
+
+
+def _exif_bytes(tags: Image.Exif) -> bytes | None:
+    try:
+        return tags.tobytes()
+    except Exception as err:  # EXIF from other software may hold what Pillow cannot write: not worth the photo
+        warnings.warn(f"EXIF dropped: Pillow cannot write it back ({err})", stacklevel=3)
+        return None
+
+
+def _dpi(tags: Image.Exif) -> tuple[float, float] | None:
+    """Resolution in dots per inch from EXIF, when it gives a valid one."""
+    try:
+        x, y = float(tags[_Tag.XResolution]), float(tags[_Tag.YResolution])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (x > 0 and y > 0):
+        return None
+    return (x * 2.54, y * 2.54) if tags.get(_Tag.ResolutionUnit) == 3 else (x, y)
+
+
+def _write_tiff16(
+    path: Path, rgb: np.ndarray, tags: Image.Exif, icc_profile: bytes | None, dpi: tuple[float, float] | None
+) -> None:
+    """16-bit RGB TIFF, deflate with predictor; keeps ICC, resolution and EXIF text, not EXIF sub-IFDs."""
+    tifffile.imwrite(
+        path,
+        rgb,
+        photometric="rgb",
+        compression="zlib",
+        predictor=True,
+        iccprofile=icc_profile,
+        description=tags.get(_Tag.ImageDescription),
+        software=SOFTWARE,
+        resolution=dpi,
+        resolutionunit="INCH" if dpi else None,
+        metadata=None,  # no tifffile JSON in ImageDescription
+        extratags=[(tag, "s", 0, _text_bytes(tags[tag]), True) for tag in _TIFF_TEXT_TAGS if tag in tags],
+    )
+
+
+def _text_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _format(path: Path, format: str | None) -> str:
+    """Pillow's format name: `format` (JPG and TIF accepted) or the one the suffix of `path` implies."""
+    extensions = Image.registered_extensions()  # also loads every plugin, so Image.SAVE is complete
+    if format is None:
+        format = extensions.get(path.suffix.lower())
+        if format is None:
+            raise ValueError(f"{path}: cannot tell the image format from {path.suffix!r}; use .jpg, .png or .tif")
+    format = {"JPG": "JPEG", "TIF": "TIFF"}.get(format.upper(), format.upper())
+    if format not in Image.SAVE:
+        raise ValueError(f"{path}: cannot write {format} images")
+    return format
+
+
+def _icc_space(icc: bytes) -> bytes | None:
+    """The data colour space an ICC profile describes (b'RGB ', b'GRAY', b'CMYK'...)."""
+    return icc[16:20] if len(icc) >= 128 else None

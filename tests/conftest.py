@@ -1,0 +1,37 @@
+"""Shared fixtures: small photos made from scikit-image's bundled samples and a small checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data, transform
+
+from colorize_cli.checkpoint import save_checkpoint
+from colorize_cli.models import build_model
+
+
+@pytest.fixture(scope="session")
+def cnn_checkpoint(tmp_path_factory):
+    """A cnn checkpoint with fixed random weights: for testing the plumbing, never for quality."""
+    torch.manual_seed(1234)
+    path = tmp_path_factory.mktemp("weights") / "cnn.safetensors"
+    save_checkpoint(path, build_model("cnn"))
+    return path
+
+
+def small_photo(name="astronaut", size=(96, 128)):
+    """A bundled colour sample resized to `size` (H, W), as uint8 RGB."""
+    image = getattr(data, name)()
+    return (transform.resize(image, size, anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def photo_tree(tmp_path):
+    """photos/ with a gray JPEG, a colour PNG in a subfolder and a text file."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    gray = small_photo("astronaut")[..., 0]
+    Image.fromarray(gray).save(root / "gray.jpg", quality=92)
+    Image.fromarray(small_photo("chelsea")).save(root / "sub" / "cat.png")
+    (root / "notes.txt").write_text("not an image")
+    return root

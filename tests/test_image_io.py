@@ -1,0 +1,384 @@
+"""Image I/O: every kind of input becomes upright [0, 1] pixels; writes are atomic and keep metadata."""
+
+import hashlib
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import ExifTags, Image, ImageCms, ImageOps
+from skimage import color, data
+
+from colorize_cli import image_io
+from colorize_cli.fsutil import atomic_write
+from colorize_cli.image_io import ImageReadError, read_image, read_luminance, write_image
+
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+RNG = np.random.default_rng(7)
+
+
+def exif_with(**tags):
+    exif = Image.Exif()
+    for name, value in tags.items():
+        exif[ExifTags.Base[name]] = value
+    return exif
+
+
+def exif_of(raw):
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif
+
+
+def opened(path, read):
+    with Image.open(path) as im:
+        return read(im)
+
+
+def as_uint(pixels, top):
+    return np.round(pixels * top).astype(np.int64)
+
+
+def write_png16_rgb(path, rgb):
+    """A 16-bit RGB PNG, written by hand: Pillow cannot write one."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    height, width, _ = rgb.shape
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in rgb)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+
+
+# --- reading: modes -----------------------------------------------------------------------------------
+
+
+def test_gray_png_and_jpeg_stay_two_dimensional(tmp_path):
+    gray = data.camera()[::16, ::16]
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    Image.fromarray(gray).save(tmp_path / "g.jpg", quality=95)
+
+    png, jpeg = read_image(tmp_path / "g.png"), read_image(tmp_path / "g.jpg")
+
+    assert png.pixels.shape == jpeg.pixels.shape == gray.shape
+    assert png.pixels.dtype == np.float32 and (png.bit_depth, png.format) == (8, "PNG")
+    assert np.array_equal(as_uint(png.pixels, 255), gray)
+    assert jpeg.format == "JPEG" and np.abs(jpeg.pixels - gray / 255).mean() < 0.02
+
+
+def test_bilevel_becomes_gray(tmp_path):
+    bilevel = Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).convert("1")
+    bilevel.save(tmp_path / "b.png")
+    bilevel.save(tmp_path / "b.tif")  # tifffile's path
+    bilevel.save(tmp_path / "g4.tif", compression="group4")  # Pillow's path
+    for name in ("b.png", "b.tif", "g4.tif"):
+        assert np.array_equal(read_image(tmp_path / name).pixels, [[0, 1], [1, 0]])
+
+
+def test_gray_palette_becomes_gray_and_colour_palette_rgb(tmp_path):
+    indices = np.array([[0, 1], [2, 3]], np.uint8)
+    gray = Image.fromarray(indices, "P")
+    gray.putpalette([0, 0, 0, 85, 85, 85, 170, 170, 170, 255, 255, 255])
+    gray.save(tmp_path / "gray.png")
+    colour = Image.fromarray(indices, "P")
+    colour.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30])
+    colour.save(tmp_path / "colour.gif")
+
+    assert np.array_equal(as_uint(read_image(tmp_path / "gray.png").pixels, 255), [[0, 85], [170, 255]])
+    photo = read_image(tmp_path / "colour.gif")
+    assert photo.format == "GIF"
+    assert np.array_equal(as_uint(photo.pixels, 255), [[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]])
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    rgba = np.array([[[200, 100, 0, 255], [200, 100, 0, 0]], [[200, 100, 0, 51], [0, 0, 0, 0]]], np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    palette.putpalette([50, 50, 50, 60, 60, 60])
+    palette.info["transparency"] = 1
+    palette.save(tmp_path / "p.png")
+
+    pixels = read_image(tmp_path / "a.png").pixels
+    assert np.allclose(pixels[0, 0], [200 / 255, 100 / 255, 0])
+    assert np.allclose(pixels[0, 1], 1) and np.allclose(pixels[1, 1], 1)
+    assert np.allclose(pixels[1, 0], 0.2 * rgba[1, 0, :3] / 255 + 0.8)
+    assert np.allclose(read_image(tmp_path / "p.png").pixels, [[50 / 255, 1]])
+
+
+def test_cmyk_jpeg_becomes_rgb_and_drops_its_cmyk_profile(tmp_path):
+    cmyk_icc = SRGB_ICC[:16] + b"CMYK" + SRGB_ICC[20:]
+    cmyk = Image.fromarray(RNG.integers(0, 256, (8, 6, 4), dtype=np.uint8), "CMYK")
+    cmyk.save(tmp_path / "c.jpg", icc_profile=cmyk_icc)
+
+    photo = read_image(tmp_path / "c.jpg")
+
+    pillow_rgb = opened(tmp_path / "c.jpg", lambda im: np.asarray(im.convert("RGB")))
+    assert photo.pixels.shape == (8, 6, 3) and photo.icc_profile is None
+    assert np.array_equal(as_uint(photo.pixels, 255), pillow_rgb)
+
+
+def test_rgb_profile_is_returned(tmp_path):
+    Image.fromarray(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / "c.png", icc_profile=SRGB_ICC)
+    assert read_image(tmp_path / "c.png").icc_profile == SRGB_ICC
+
+
+@pytest.mark.parametrize("name", ["g16.png", "g16.tif"])
+def test_16bit_gray_png_and_lzw_tiff_keep_every_value(tmp_path, name):
+    gray = RNG.integers(0, 65536, (9, 7), dtype=np.uint16)
+    Image.fromarray(gray).save(tmp_path / name, **({"compression": "tiff_lzw"} if name.endswith(".tif") else {}))
+
+    photo = read_image(tmp_path / name)
+
+    assert photo.bit_depth == 16 and photo.pixels.shape == (9, 7)
+    assert np.array_equal(as_uint(photo.pixels, 65535), gray)
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_16bit_rgb_tiff_keeps_every_value(tmp_path, planar):
+    rgb = RNG.integers(0, 65536, (9, 7, 3), dtype=np.uint16)
+    stored = np.moveaxis(rgb, -1, 0) if planar else rgb
+    tifffile.imwrite(tmp_path / "c.tif", stored, photometric="rgb", planarconfig="separate" if planar else None)
+
+    photo = read_image(tmp_path / "c.tif")
+
+    assert (photo.bit_depth, photo.format) == (16, "TIFF")
+    assert np.array_equal(as_uint(photo.pixels, 65535), rgb)
+
+
+def test_16bit_tiff_alpha_miniswhite_and_float(tmp_path):
+    rgba = RNG.integers(0, 65536, (5, 4, 4), dtype=np.uint16)
+    rgba[..., 3] = 65535
+    tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    gray = RNG.integers(0, 65536, (5, 4), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "w.tif", gray, photometric="miniswhite")
+    floats = RNG.random((5, 4), dtype=np.float32) * 1.2
+    tifffile.imwrite(tmp_path / "f.tif", floats, photometric="minisblack")
+
+    assert np.array_equal(as_uint(read_image(tmp_path / "a.tif").pixels, 65535), rgba[..., :3])
+    assert np.array_equal(as_uint(read_image(tmp_path / "w.tif").pixels, 65535), 65535 - gray)
+    assert np.array_equal(read_image(tmp_path / "f.tif").pixels, np.clip(floats, 0, 1))
+
+
+def test_16bit_rgb_png_is_read_at_8_bits_with_a_warning(tmp_path):
+    rgb = RNG.integers(0, 65536, (3, 4, 3), dtype=np.uint16)
+    write_png16_rgb(tmp_path / "c16.png", rgb)
+
+    with pytest.warns(UserWarning, match="8 bits per channel"):
+        photo = read_image(tmp_path / "c16.png")
+
+    assert photo.bit_depth == 8
+    assert np.array_equal(as_uint(photo.pixels, 255), rgb >> 8)
+
+
+# --- reading: orientation and metadata -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow_and_is_reset(tmp_path, orientation):
+    rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    exif = exif_with(Orientation=orientation, Make="Scanner")
+    Image.fromarray(rgb).save(tmp_path / "o.jpg", exif=exif, quality=90)
+
+    photo = read_image(tmp_path / "o.jpg")
+
+    expected = opened(tmp_path / "o.jpg", lambda im: np.asarray(ImageOps.exif_transpose(im)))
+    assert photo.pixels.shape == ((6, 4, 3) if orientation >= 5 else (4, 6, 3))
+    assert np.array_equal(as_uint(photo.pixels, 255), expected)
+    assert exif_of(photo.exif)[274] == 1 and exif_of(photo.exif)[271] == "Scanner"
+
+
+@pytest.mark.parametrize(("orientation", "turn"), [(6, lambda a: np.rot90(a, -1)), (8, np.rot90)])
+def test_orientation_puts_pixels_in_place(tmp_path, orientation, turn):
+    gray = np.zeros((4, 6), np.uint8)
+    gray[0, 0] = 255  # a marker in the stored top-left corner
+    exif = exif_with(Orientation=orientation).tobytes()
+    Image.fromarray(gray).save(tmp_path / "o.png", exif=exif)
+    Image.fromarray(gray).save(tmp_path / "o8.tif", exif=exif)
+    Image.fromarray(gray).save(tmp_path / "lzw.tif", exif=exif, compression="tiff_lzw")
+    tifffile.imwrite(tmp_path / "o16.tif", gray * np.uint16(257), extratags=[(274, "H", 1, orientation, True)])
+
+    for name in ("o.png", "o8.tif", "lzw.tif", "o16.tif"):  # Pillow's and tifffile's paths
+        pixels = read_image(tmp_path / name).pixels
+        assert pixels.shape == (6, 4)
+        assert np.array_equal(pixels, turn(gray) / 255)
+    # 90 degrees clockwise moves the top-left corner to the top-right, counter-clockwise to the bottom-left
+    assert turn(gray)[(0, -1) if orientation == 6 else (-1, 0)] == 255
+
+
+def test_tiff_exif_keeps_the_photo_tags_only(tmp_path):
+    exif = exif_with(Make="Epson", Artist="A. Archivist", Orientation=3)
+    exif[ExifTags.IFD.Exif] = {ExifTags.Base.DateTimeOriginal: "1950:01:02 03:04:05"}
+    rgb = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "s.tif", exif=exif.tobytes())
+
+    photo = read_image(tmp_path / "s.tif")
+
+    assert np.array_equal(as_uint(photo.pixels, 255), rgb[::-1, ::-1])  # orientation 3: turned half round
+    tags = exif_of(photo.exif)
+    assert tags[271] == "Epson" and tags[315] == "A. Archivist" and tags.get(274, 1) == 1
+    assert 273 not in tags and 256 not in tags  # strip offsets and width describe the old file only
+    assert tags.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "1950:01:02 03:04:05"
+
+
+def test_reading_leaves_the_file_untouched(tmp_path):
+    Image.fromarray(RNG.integers(0, 256, (5, 5, 3), dtype=np.uint8)).save(
+        tmp_path / "o.jpg", exif=exif_with(Orientation=6))
+    tifffile.imwrite(tmp_path / "o.tif", RNG.integers(0, 65536, (5, 5, 3), dtype=np.uint16), photometric="rgb")
+    for name in ("o.jpg", "o.tif"):
+        before = hashlib.sha256((tmp_path / name).read_bytes()).digest()
+        read_image(tmp_path / name)
+        assert hashlib.sha256((tmp_path / name).read_bytes()).digest() == before
+
+
+# --- reading: errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cut.jpg", "cut.png", "cut.tif", "cut_deflate.tif"])
+def test_truncated_image_raises(tmp_path, name):
+    path = tmp_path / name
+    rgb = data.astronaut()[::8, ::8]
+    if name.endswith(".tif"):  # 16 bits: tifffile's path
+        compression = "zlib" if "deflate" in name else None
+        tifffile.imwrite(path, rgb * np.uint16(257), photometric="rgb", rowsperstrip=8, compression=compression)
+    else:
+        Image.fromarray(rgb).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    with pytest.raises(ImageReadError, match="truncated|failed to read") as err:
+        read_image(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_garbage_and_missing_files_raise_one_line(tmp_path):
+    (tmp_path / "notes.jpg").write_bytes(b"these are not pixels\n" * 10)
+
+    with pytest.raises(ImageReadError, match=r"notes\.jpg: not an image file"):
+        read_image(tmp_path / "notes.jpg")
+    with pytest.raises(ImageReadError, match=r"gone\.png: No such file or directory$"):
+        read_image(tmp_path / "gone.png")
+
+
+def test_image_read_error_survives_pickling():
+    err = pickle.loads(pickle.dumps(ImageReadError("a.tif", "bad\nstrip")))
+    assert (str(err), err.path, err.cause) == ("a.tif: bad strip", "a.tif", "bad strip")
+
+
+def test_pixel_limit_is_max_pixels_not_pillows(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow alone would refuse 400 pixels
+    assert read_image(tmp_path / "big.png").pixels.shape == (20, 20)
+
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 399)
+    with pytest.raises(ImageReadError, match=r"big\.png: more than 399 pixels"):
+        read_image(tmp_path / "big.png")
+
+
+# --- luminance ----------------------------------------------------------------------------------------
+
+
+def test_luminance_matches_skimage_for_colour_and_gray(tmp_path, monkeypatch):
+    rgb, gray = data.astronaut()[::8, ::8], data.camera()[::8, ::8]
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    monkeypatch.setattr(image_io, "_STRIP_PIXELS", 100)  # many strips, uneven last one
+
+    lightness, photo = read_luminance(tmp_path / "c.png")
+    gray_lightness, _ = read_luminance(tmp_path / "g.png")
+
+    assert lightness.dtype == np.float32 and lightness.shape == rgb.shape[:2] and photo.pixels.shape == rgb.shape
+    assert np.abs(lightness - color.rgb2lab(rgb / 255)[..., 0]).max() < 1e-3
+    assert np.abs(gray_lightness - color.rgb2lab(color.gray2rgb(gray / 255))[..., 0]).max() < 1e-3
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def test_16bit_tiff_round_trip_with_metadata(tmp_path):
+    rgb = RNG.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
+    exif = exif_with(Make="Nikon", Copyright="(c) Stadtarchiv München".encode(),  # UTF-8, as cameras write it
+                     XResolution=1200, YResolution=1200, ResolutionUnit=2, Orientation=6)
+
+    write_image(tmp_path / "out.tif", rgb, exif=exif.tobytes(), icc_profile=SRGB_ICC, description="colorized")
+
+    photo = read_image(tmp_path / "out.tif")
+    assert photo.bit_depth == 16 and np.array_equal(as_uint(photo.pixels, 65535), rgb)  # orientation 1 written
+    assert photo.icc_profile == SRGB_ICC
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        tags = {tag.name: tag.value for tag in tif.pages[0].tags}
+    assert tags["ImageDescription"] == "colorized" and tags["Software"] == image_io.SOFTWARE
+    assert tags["Make"] == "Nikon" and tags["Copyright"] == "(c) Stadtarchiv München"
+    assert tags["XResolution"] == (1200, 1) and "Orientation" not in tags
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.png", "out.tif", "out.webp"])
+def test_8bit_write_keeps_icc_and_exif_and_sets_description(tmp_path, name):
+    rgb = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    exif = exif_with(Make="Canon", Orientation=8, ImageDescription="old")
+    exif[ExifTags.IFD.Exif] = {ExifTags.Base.DateTimeOriginal: "1950:01:02 03:04:05"}
+
+    write_image(tmp_path / name, rgb, exif=exif.tobytes(), icc_profile=SRGB_ICC, description="Colorisé")
+
+    photo = read_image(tmp_path / name)
+    assert photo.pixels.shape == rgb.shape and photo.icc_profile == SRGB_ICC
+    tags = exif_of(photo.exif)
+    assert tags[271] == "Canon" and tags.get(274, 1) == 1
+    assert tags[270].encode("latin-1") == "Colorisé".encode()  # UTF-8 bytes, as Pillow reads them
+    assert tags[305] == image_io.SOFTWARE
+    assert tags.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "1950:01:02 03:04:05"
+    if name in ("out.png", "out.tif"):
+        assert np.array_equal(as_uint(photo.pixels, 255), rgb)
+
+
+def test_jpeg_quality_and_chroma(tmp_path):
+    rgb = data.astronaut()[::4, ::4]
+    write_image(tmp_path / "hi.jpg", rgb, quality=95)
+    write_image(tmp_path / "lo.jpg", rgb, quality=30)
+    luma_sampling = opened(tmp_path / "hi.jpg", lambda im: im.layer[0][1:3])
+    assert luma_sampling == (1, 1)  # 4:4:4, full-resolution chroma at quality >= 90
+    assert (tmp_path / "lo.jpg").stat().st_size < (tmp_path / "hi.jpg").stat().st_size
+
+
+def test_write_rejects_what_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match="16-bit output needs TIFF"):
+        write_image(tmp_path / "o.png", np.zeros((2, 2, 3), np.uint16))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 or uint16"):
+        write_image(tmp_path / "o.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="cannot tell the image format"):
+        write_image(tmp_path / "o.xyz", np.zeros((2, 2, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+    write_image(tmp_path / "o.dat", np.zeros((2, 2, 3), np.uint8), format="jpg")
+    assert opened(tmp_path / "o.dat", lambda im: im.format) == "JPEG"
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    write_image(path, np.zeros((4, 4, 3), np.uint8))
+    before = path.read_bytes()
+
+    def half_write_then_fail(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", half_write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(path, np.full((4, 4, 3), 255, np.uint8))
+
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    path = tmp_path / "f.txt"
+    with atomic_write(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".f.txt.tmp-")
+        tmp.write_text("new")
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+    with pytest.raises(KeyboardInterrupt), atomic_write(path) as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
