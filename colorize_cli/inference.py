@@ -14,8 +14,8 @@ from colorize_cli.upsample import guided_coefficients, guided_upsample_rows
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
-# Rows of full-resolution pixels converted per step: bounds the temporaries of a 100 MP scan.
-STRIP_ROWS = 256
+# Full-resolution pixels converted per step: bounds the colour-maths temporaries (~100 B/px each strip).
+STRIP_PIXELS = 1 << 18
 
 
 def weights_dir():
@@ -112,12 +112,13 @@ class Colorizer:
         slope, offset = guided_coefficients(low.guide, low.ab)
         dtype = {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth]
         out = np.empty((height, width, 3), dtype=dtype)
-        for top in range(0, height, STRIP_ROWS):
-            L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + STRIP_ROWS], dtype=np.float32))
+        strip_rows = max(1, STRIP_PIXELS // width)
+        for top in range(0, height, strip_rows):
+            L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + strip_rows], dtype=np.float32))
             L_rows = L_rows.to(self.device)[None, None]
             ab_rows = guided_upsample_rows(slope, offset, L_rows / 100.0, width, height, top)
             rgb = lab_to_rgb(torch.cat([L_rows, ab_rows * self.saturation], dim=1))[0]
-            out[top : top + STRIP_ROWS] = _to_dtype(rgb.permute(1, 2, 0), dtype).cpu().numpy()
+            out[top : top + strip_rows] = _to_dtype(rgb.permute(1, 2, 0), dtype).cpu().numpy()
         return out
 
 
