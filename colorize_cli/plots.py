@@ -47,7 +47,7 @@ def image_grid(path, rows, *, row_labels=None, col_labels=None):
                 spine.set_visible(False)
             image = row[c] if c < len(row) else None
             if image is not None:
-                axes.imshow(_as_uint8(image), interpolation="lanczos")
+                axes.imshow(_as_uint8(image))
             if r == 0 and col_labels:
                 axes.set_title(col_labels[c], fontsize=9)
             if c == 0 and row_labels:
