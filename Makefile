@@ -1,6 +1,7 @@
 # Every target does its own set-up: a virtual environment in .venv with the pinned torch.
 # TORCH pins the release: on a machine with a local CPU wheel it takes that; elsewhere pip's
-# default build (CUDA on Linux x86_64). Override e.g. `make TORCH="torch==2.13.0+cu126" ...`.
+# default build (CUDA on Linux x86_64). Override with e.g.
+# make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" setup
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV ?= .venv
@@ -13,7 +14,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
