@@ -3,13 +3,12 @@
 Images are numpy arrays: sRGB (H,W,3) float in [0,1]; ab (H,W,2) in Lab units.
 """
 
-import functools
 
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from colorize_cli.ab_bins import BIN_WIDTH, bin_centers, hard_encode
+from colorize_cli.ab_bins import hard_encode
 
 # Thresholds of the cumulative ab error curve, Lab units (Zhang et al. 2016, Fig. 4).
 THRESHOLDS = np.arange(151)
@@ -38,32 +37,10 @@ def ab_errors(pred_ab, true_ab):
     return np.linalg.norm(np.asarray(pred_ab, np.float64) - np.asarray(true_ab, np.float64), axis=-1)
 
 
-@functools.cache
-def _bin_grid():
-    """(origin, table): table[i, j] is the bin at grid point origin + BIN_WIDTH * (i, j), or -1 for none."""
-    centres = bin_centers().numpy().astype(np.float64)
-    origin = centres.min(axis=0)
-    cells = np.rint((centres - origin) / BIN_WIDTH).astype(np.int64)
-    table = np.full(cells.max(axis=0) + 1, -1, dtype=np.int64)
-    table[cells[:, 0], cells[:, 1]] = np.arange(len(centres))
-    return origin, table
-
-
 def colour_classes(true_ab):
     """Index of the 313-bin ab class (nearest bin centre) of each pixel, shape (H,W)."""
-    # The bins lie on a square grid, so the nearest grid point is the nearest bin whenever it is one (always
-    # for in-gamut colours): a table look-up instead of 313 distances per pixel; hard_encode does the rest.
-    ab = np.asarray(true_ab, np.float64)
-    origin, table = _bin_grid()
-    cells = np.rint((ab - origin) / BIN_WIDTH).astype(np.int64)
-    inside = np.all((cells >= 0) & (cells < table.shape), axis=-1)
-    classes = np.full(ab.shape[:-1], -1, dtype=np.int64)
-    classes[inside] = table[cells[inside][:, 0], cells[inside][:, 1]]
-    rest = classes < 0
-    if rest.any():
-        pixels = torch.from_numpy(np.ascontiguousarray(ab[rest].T, np.float32))[None, :, :, None]
-        classes[rest] = hard_encode(pixels)[0, :, 0].numpy()
-    return classes
+    ab = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(true_ab, np.float32), -1, 0)))
+    return hard_encode(ab[None])[0].numpy()
 
 
 def error_histogram(pred_ab, true_ab, classes=None, num_classes=1, weights=None):

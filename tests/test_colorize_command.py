@@ -1,7 +1,6 @@
 """`colorize PATH...`: the batch job, read as a user would run it."""
 
 import hashlib
-import io
 import json
 import os
 import signal
