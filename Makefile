@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The main job on the shipped default weights: bundled gray photos -> demo_out/, with diagnostics.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo_inputs.py demo_in
+	$(BIN)/colorize demo_in -o demo_out --diagnostics --overwrite
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) demo_out build *.egg-info
+	rm -rf $(VENV) demo_in demo_out build *.egg-info
