@@ -1,0 +1,248 @@
+"""Training data as a torch Dataset: a prep-dataset output folder (fast) or a plain folder of images.
+
+Items are {"l": [1,S,S] normalised L, "ab": [2,S,S] ab / AB_SCALE, "label": int (-1: none)} cut from photos
+stored as uint8 sRGB. Prepared shards are memory-mapped, so an item costs a crop copy and one small Lab
+conversion; a plain folder decodes its JPEGs on every read.
+"""
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from colorize_cli.color import ab_to_unit, normalize_l, rgb_to_lab
+from colorize_cli.dataset_prep import FORMAT
+from colorize_cli.photo_prep import PhotoError, PhotoOptions, decode_photo
+from colorize_cli.sources import SourceOptions, SourceTally, iter_items
+from colorize_cli.splits import content_hash, split_for
+
+SPLITS = ("train", "val")
+SCAN_SIDE = 32  # decode size when checking a plain folder's files: JPEGs decode at 1/8 scale, fast
+SCAN_THREADS = 4  # hashing and decoding release the GIL
+
+
+class DatasetError(ValueError):
+    """A dataset path that cannot be read; the message is one line naming it."""
+
+
+def is_prepared(path):
+    """True for a prep-dataset output folder (manifest.jsonl and stats.json)."""
+    path = Path(path)
+    return (path / "manifest.jsonl").is_file() and (path / "stats.json").is_file()
+
+
+def _read_stats(path):
+    try:
+        stats = json.loads((Path(path) / "stats.json").read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot read stats.json ({err})") from None
+    if stats.get("format") != FORMAT:
+        raise DatasetError(f"{path}: stats.json is not a {FORMAT} file")
+    return stats
+
+
+class _ShardStore:
+    """Photos in prep-dataset shards, read through memory maps opened lazily in each worker process."""
+
+    def __init__(self, folder, rows):
+        self.folder = Path(folder)
+        self.shards = sorted({row["shard"] for row in rows})
+        shard_index = {name: i for i, name in enumerate(self.shards)}
+        self.index = np.array(
+            [(shard_index[row["shard"]], row["offset"], row["height"], row["width"]) for row in rows], np.int64
+        ).reshape(-1, 4)
+        self._maps = {}
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getstate__(self):
+        # DataLoader workers (spawned) open their own maps instead of receiving pickled copies of the data.
+        return {**self.__dict__, "_maps": {}}
+
+    def pixels(self, i):
+        shard, offset, height, width = (int(v) for v in self.index[i])
+        data = self._maps.get(shard)
+        if data is None:
+            data = self._maps[shard] = np.memmap(self.folder / "shards" / f"{self.shards[shard]}.bin", np.uint8, "r")
+        return data[offset : offset + height * width * 3].reshape(height, width, 3)
+
+
+class _FolderStore:
+    """Image files decoded on every read, resized as prep-dataset would."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def pixels(self, i):
+        return decode_photo(Path(self.paths[i]).read_bytes(), PhotoOptions().size)
+
+
+class PhotoCrops(Dataset):
+    """Square crops of stored photos as model inputs; random crop and flip when `augment`, else centre crop.
+
+    Random draws come from a generator seeded by `seed` and the process's torch seed, so they are
+    reproducible under torch.manual_seed and differ between DataLoader workers.
+    """
+
+    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0):
+        self.store, self.labels = store, labels
+        self.crop_size, self.augment, self.seed = crop_size, augment, seed
+        self.skipped = skipped
+        self._rng, self._rng_key = None, None
+
+    def __len__(self):
+        return len(self.store)
+
+    def _generator(self):
+        key = torch.initial_seed()
+        if key != self._rng_key:
+            self._rng = torch.Generator().manual_seed((self.seed * 1_000_003 + key) % 2**63)
+            self._rng_key = key
+        return self._rng
+
+    def _crop(self, pixels):
+        size = self.crop_size
+        height, width = pixels.shape[:2]
+        if min(height, width) < size:  # a photo smaller than the crop is enlarged to fit it
+            scale = size / min(height, width)
+            shape = (max(size, round(width * scale)), max(size, round(height * scale)))
+            pixels = np.asarray(Image.fromarray(np.asarray(pixels)).resize(shape, Image.Resampling.BICUBIC))
+            height, width = pixels.shape[:2]
+        flip = False
+        if self.augment:
+            rng = self._generator()
+            top = int(torch.randint(height - size + 1, (), generator=rng))
+            left = int(torch.randint(width - size + 1, (), generator=rng))
+            flip = bool(torch.rand((), generator=rng) < 0.5)
+        else:
+            top, left = (height - size) // 2, (width - size) // 2
+        crop = pixels[top : top + size, left : left + size]
+        return np.array(crop[:, ::-1] if flip else crop)  # a writable copy, never a view of the shard
+
+    def __getitem__(self, i):
+        rgb = torch.from_numpy(self._crop(self.store.pixels(i))).permute(2, 0, 1).float() / 255
+        lab = rgb_to_lab(rgb)
+        return {"l": normalize_l(lab[:1]), "ab": ab_to_unit(lab[1:]), "label": int(self.labels[i])}
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+
+
+def _prepared_rows(path, split):
+    try:
+        with open(Path(path) / "manifest.jsonl", encoding="utf-8") as stream:
+            rows = [json.loads(line) for line in stream if line.strip()]
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot read manifest.jsonl ({err})") from None
+    return [row for row in rows if row["split"] == split]
+
+
+def _scan_file(path):
+    """(content hash, usable) for one file of a plain folder."""
+    try:
+        data = Path(path).read_bytes()
+        decode_photo(data, SCAN_SIDE)
+    except (OSError, PhotoError):
+        return None, False
+    return content_hash(data), True
+
+
+@lru_cache(maxsize=8)
+def _scan_folder(files):
+    """Split of every usable file, and the count of unusable ones; cached on the (path, size, mtime) list."""
+    with ThreadPoolExecutor(SCAN_THREADS) as pool:
+        results = list(pool.map(_scan_file, [path for path, _, _ in files]))
+    splits = {split: [] for split in SPLITS}
+    bad = 0
+    for (path, _, _), (digest, usable) in zip(files, results, strict=True):
+        if usable:
+            splits[split_for(digest)].append(path)
+        else:
+            bad += 1
+    return splits, bad
+
+
+def _folder_scan(path):
+    tally = SourceTally()
+    items = list(iter_items([path], SourceOptions(), tally))
+    if not items:
+        raise DatasetError(f"{path}: no images found (is it a prep-dataset output or a folder of photos?)")
+    files = tuple((item.path, *_size_and_mtime(item.path)) for item in items)
+    splits, bad = _scan_folder(files)
+    # Non-image files are not "skipped images"; links, special and oversize files are.
+    return splits, bad + sum(count for reason, count in tally.skipped.items() if reason != "not_an_image")
+
+
+def _size_and_mtime(path):
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
+def _require_dir(path):
+    if not Path(path).is_dir():
+        raise DatasetError(f"{path}: no such folder")
+
+
+def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0):
+    """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops."""
+    _check_split(split)
+    _require_dir(path)
+    if is_prepared(path):
+        _read_stats(path)
+        rows = _prepared_rows(path, split)
+        store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
+    else:
+        splits, skipped = _folder_scan(path)
+        store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
+    return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped)
+
+
+def dataset_summary(path):
+    """Where the data came from and how many images each split has (for model cards)."""
+    _require_dir(path)
+    if is_prepared(path):
+        stats = _read_stats(path)
+        return {
+            "kind": "prep-dataset",
+            "path": str(path),
+            "sources": stats["sources"],
+            "images": stats["images"],
+            "num_labels": stats["num_labels"],
+            "labels": stats["labels"],
+            "skipped": stats["skipped"],
+        }
+    splits, skipped = _folder_scan(path)
+    return {
+        "kind": "folder",
+        "path": str(path),
+        "sources": [str(path)],
+        "images": {split: len(files) for split, files in splits.items()},
+        "num_labels": 0,
+        "labels": {},
+        "skipped": {"unusable": skipped} if skipped else {},
+    }
+
+
+def load_ab_prior(path):
+    """The smoothed 313-bin ab prior from stats.json (float32 [313]); None for a plain folder."""
+    if not is_prepared(path):
+        return None
+    prior = _read_stats(path)["ab_prior"]
+    return None if prior is None else torch.tensor(prior, dtype=torch.float32)
+
+
+def num_labels(path):
+    """Number of scene labels in a prepared dataset; 0 for none or a plain folder."""
+    return _read_stats(path)["num_labels"] if is_prepared(path) else 0

@@ -1,0 +1,121 @@
+"""The training-data reader over prep-dataset output and plain folders: items, determinism, splits, stats."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from skimage.color import rgb2lab
+from torch.utils.data import DataLoader
+
+from colorize_cli.color import AB_SCALE
+from colorize_cli.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.datasets import DatasetError, dataset_summary, load_ab_prior, num_labels, open_dataset
+from colorize_cli.photo_prep import PhotoOptions
+from colorize_cli.splits import split_for
+from tests.prep_helpers import write_photos
+
+CROP = 32
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder of 16 photos (one of them corrupt), and its prep-dataset output."""
+    root = tmp_path_factory.mktemp("reader")
+    write_photos(root / "photos", range(15), size=(48, 64))
+    (root / "photos" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (root / "photos" / "notes.txt").write_text("not an image")
+    options = PrepOptions(photo=PhotoOptions(size=40, min_size=32), val_fraction=0.25, progress=False)
+    prep_dataset([root / "photos"], root / "prepared", options)
+    return root
+
+
+def _rows(prepared):
+    return [json.loads(line) for line in (prepared / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_items_are_normalised_l_and_unit_ab_of_the_stored_crop(photos):
+    dataset = open_dataset(photos / "prepared", split="train", crop_size=CROP, augment=False)
+    rows = [row for row in _rows(photos / "prepared") if row["split"] == "train"]
+    assert len(dataset) == len(rows) > 0
+    item = dataset[0]
+    assert item["l"].shape == (1, CROP, CROP) and item["ab"].shape == (2, CROP, CROP) and item["label"] == -1
+    assert item["l"].dtype == item["ab"].dtype == torch.float32
+    assert -1 <= item["l"].min() and item["l"].max() <= 1 and item["ab"].abs().max() <= 1
+    # Centre crop of the stored 40x53 photo, checked against skimage's Lab.
+    stored = np.fromfile(photos / "prepared" / "shards" / f"{rows[0]['shard']}.bin", np.uint8)
+    height, width = rows[0]["height"], rows[0]["width"]
+    pixels = stored[rows[0]["offset"] : rows[0]["offset"] + height * width * 3].reshape(height, width, 3)
+    top, left = (height - CROP) // 2, (width - CROP) // 2
+    lab = rgb2lab(pixels[top : top + CROP, left : left + CROP])
+    assert np.allclose(item["l"][0].numpy(), (lab[..., 0] - 50) / 50, atol=1e-3)
+    assert np.allclose(item["ab"].permute(1, 2, 0).numpy(), lab[..., 1:] / AB_SCALE, atol=1e-3)
+
+
+def test_augmentation_is_reproducible_and_seeded(photos):
+    def epochs(seed, count=1):
+        torch.manual_seed(7)
+        dataset = open_dataset(photos / "prepared", crop_size=CROP, augment=True, seed=seed)
+        return [torch.stack([dataset[i]["ab"] for i in range(len(dataset))]) for _ in range(count)]
+
+    first, second = epochs(0, count=2)
+    assert torch.equal(first, epochs(0)[0])  # same seeds, same crops and flips
+    assert not torch.equal(first, second)  # the next epoch draws new ones
+    assert not torch.equal(first, epochs(1)[0])
+
+
+def test_a_batch_through_a_dataloader(photos):
+    loader = DataLoader(open_dataset(photos / "prepared", crop_size=CROP), batch_size=4, num_workers=0)
+    batch = next(iter(loader))
+    assert batch["l"].shape == (4, 1, CROP, CROP) and batch["label"].tolist() == [-1] * 4
+
+
+def test_pickling_for_worker_processes_does_not_copy_the_pixels(photos):
+    dataset = open_dataset(photos / "prepared", crop_size=CROP)
+    dataset[0]  # opens a memory map
+    assert len(pickle.dumps(dataset)) < 20_000
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert torch.equal(copy[1]["ab"], dataset[1]["ab"])  # same data, same random state
+
+
+def test_photos_smaller_than_the_crop_are_enlarged(photos):
+    item = open_dataset(photos / "prepared", crop_size=64, augment=True)[0]
+    assert item["l"].shape == (1, 64, 64)
+
+
+def test_plain_folder_uses_the_same_split_and_counts_corrupt_files(photos):
+    by_split = {split: open_dataset(photos / "photos", split=split, crop_size=CROP) for split in ("train", "val")}
+    assert by_split["train"].skipped == 1  # corrupt.jpg; the text file is no image at all
+    # The prepared set used another --val-fraction; the rule is the same at the default fraction.
+    rows = _rows(photos / "prepared")
+    for split, dataset in by_split.items():
+        assert sorted(dataset.store.paths) == sorted(
+            str(photos / "photos" / row["source"].split("/", 1)[1]) for row in rows if split_for(row["hash"]) == split
+        )
+    item = by_split["train"][0]
+    assert item["l"].shape == (1, CROP, CROP) and item["label"] == -1
+
+
+def test_summary_prior_and_labels(photos):
+    prepared = dataset_summary(photos / "prepared")
+    assert prepared["kind"] == "prep-dataset" and prepared["sources"] == [str(photos / "photos")]
+    assert sum(prepared["images"].values()) == 15 and prepared["skipped"] == {"unreadable": 1, "not_an_image": 1}
+    folder = dataset_summary(photos / "photos")
+    splits = [split_for(row["hash"]) for row in _rows(photos / "prepared")]
+    assert folder["images"] == {"train": splits.count("train"), "val": splits.count("val")}
+    assert folder["skipped"] == {"unusable": 1}
+    prior = load_ab_prior(photos / "prepared")
+    assert prior.shape == (313,) and abs(float(prior.sum()) - 1) < 1e-5
+    assert load_ab_prior(photos / "photos") is None
+    assert num_labels(photos / "prepared") == num_labels(photos / "photos") == 0
+
+
+def test_bad_paths_and_splits_are_one_line_errors(tmp_path, photos):
+    with pytest.raises(DatasetError, match="no such folder"):
+        open_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images found"):
+        open_dataset(tmp_path / "empty")
+    with pytest.raises(DatasetError, match="unknown split"):
+        open_dataset(photos / "prepared", split="test")
