@@ -101,6 +101,9 @@ class GanGenerator(nn.Module):
         )
         self.out = nn.Sequential(nn.ConvTranspose2d(2 * c.channels(0), 2, 4, stride=2, padding=1), nn.Tanh())
         init_he_normal(self)
+        # He init on the layer feeding tanh saturates it (60% of outputs past 0.9) and stalls the L1
+        # warm-up; pix2pix's N(0, 0.02) starts it near gray instead.
+        nn.init.normal_(self.out[0].weight, std=0.02)
 
     @property
     def size_multiple(self) -> int:

@@ -1,0 +1,155 @@
+"""`colorize train`: train a model of the zoo into a run folder; `colorize train export` ships it."""
+
+import dataclasses
+import json
+import re
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from colorize_cli.checkpoint import CheckpointError
+from colorize_cli.commands.common import FatalError, device_option, user_errors
+from colorize_cli.export import CHOICES, export_run
+from colorize_cli.models import MODEL_NAMES, config_class
+from colorize_cli.recipes import recipe_class
+from colorize_cli.run_folder import RunFolderError
+from colorize_cli.training import RunConfig, Session, TrainingError, default_workers, load_settings, train
+from colorize_cli.validation import BEST_METRICS
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+_SECONDS = {"h": 3600, "m": 60, "s": 1, "": 1}
+_DEFAULTS = RunConfig()
+_DEFAULT_LRS = ", ".join(f"{name} {recipe_class(name).default_lr:g}" for name in MODEL_NAMES)
+
+
+class Duration(click.ParamType):
+    """A time span such as 90s, 30m, 2h or 1h30m (a bare number means seconds)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = value.strip().lower()
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration like 90s, 30m, 2h or 1h30m", param, ctx)
+        return sum(float(number) * _SECONDS[unit] for number, unit in parts)
+
+
+def _parse_config(ctx, param, pairs):
+    """KEY=VALUE pairs; each value is read as JSON (numbers, true/false) or else kept as text."""
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", ctx, param)
+        try:
+            config[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key.strip()] = value
+    return config
+
+
+def _config_keys():
+    lines = []
+    for name in MODEL_NAMES:
+        keys = [f"{f.name}={f.default}" for f in dataclasses.fields(config_class(name))]
+        lines.append(f"  {name}: {', '.join(keys) or '(none: the seed fixes every layer)'}")
+    return "\n".join(lines)
+
+
+_EPILOG = f"""\b
+Examples:
+  colorize train --model gan --data photos/ --out runs/gan-1 --time-limit 2h
+  colorize train --resume runs/gan-1 --time-limit 2h       # continue exactly where it stopped
+  colorize train --model cnn --data data/places --out runs/cnn-1 --steps 20000 --device cuda
+  colorize train --model regression --data photos/ --out runs/reg-1 --config loss=l1 --config width=48
+  torchrun --nproc_per_node 8 -m colorize_cli train --model gan --data data/ --out runs/gan-8gpu
+  colorize train export runs/gan-1 --out weights/gan.safetensors
+
+\b
+A run folder holds run.json (settings), last.pt (training state for --resume), last.safetensors
+and best.safetensors (weights for `colorize --model PATH`), metrics.jsonl, loss.png,
+validation.png and samples/ (a sheet of validation images per validation).
+Ctrl-C or SIGTERM finishes the current step, saves and exits; a second Ctrl-C aborts.
+\b
+Model hyper-parameters for --config KEY=VALUE (by default gan's train_size follows --crop-size
+and autoencoder's num_scenes the number of labels in the data):
+{_config_keys()}"""
+
+
+@click.group(
+    "train",
+    invoke_without_command=True,
+    no_args_is_help=True,
+    subcommand_metavar="[export RUN --out FILE]",
+    epilog=_EPILOG,
+)
+@click.option("--model", type=click.Choice(MODEL_NAMES), help=f"Model to train [default: {_DEFAULTS.model}].")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), help="A folder of photos (recursive) or a prep-dataset output.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder to create (with --resume: the resumed run).")
+@click.option("--resume", type=click.Path(exists=True), metavar="RUN", help="Continue the run in folder RUN (its settings are kept).")
+@click.option("--steps", type=click.IntRange(min=1), help=f"Total optimisation steps of the run [default: {_DEFAULTS.steps}].")
+@click.option("--time-limit", type=Duration(), help="Stop cleanly (and save) after this long, e.g. 90s, 30m, 2h, 1h30m.")
+@click.option("--batch-size", type=click.IntRange(min=1), help=f"Images per step and process [default: {_DEFAULTS.batch_size}].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Adam learning rate [default: the recipe's: {_DEFAULT_LRS}].")
+@click.option("--crop-size", type=click.IntRange(min=8), help=f"Training crop side in px (a multiple of the model's size multiple) [default: {_DEFAULTS.crop_size}].")
+@click.option("--warmup-steps", type=click.IntRange(min=0), help=f"gan: steps on the L1 loss alone before the adversarial phase [default: {_DEFAULTS.warmup_steps}].")
+@click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="A model hyper-parameter, e.g. width=16 or loss=l1. Repeatable.")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CPU and CUDA [default: on].")
+@click.option("--seed", type=int, help=f"Seed of the initial weights, data order and augmentation [default: {_DEFAULTS.seed}].")
+@click.option("--val-every", type=click.IntRange(min=1), help=f"Validate every N steps [default: {_DEFAULTS.val_every}].")
+@click.option("--save-every", type=click.IntRange(min=1), help=f"Checkpoint every N steps (and always at exit) [default: {_DEFAULTS.save_every}].")
+@click.option("--best-metric", type=click.Choice(BEST_METRICS), help=f"Validation metric that picks best.safetensors [default: {_DEFAULTS.best_metric}].")
+@click.option("--workers", type=click.IntRange(min=0), default=default_workers(), show_default=True, help="Data-loading processes (0: load in the training process).")
+@click.option("--log-every", type=click.IntRange(min=1), default=25, show_default=True, help="Log the mean losses every N steps.")
+@device_option
+@click.pass_context
+@user_errors(TrainingError, RunFolderError)
+def train_command(ctx, out, resume, time_limit, workers, log_every, device, **settings):
+    """Train a colorization model on a folder of photos, resumably, on CPU, one GPU or many.
+
+    Each model trains with its own recipe: MSE (cnn), L1 or L2 (regression), class-rebalanced
+    cross-entropy over 313 ab bins (classification), MSE plus scene labels when the data has them
+    (autoencoder), and for gan an L1 warm-up followed by the pix2pix loss (BCE with label
+    smoothing + 100 L1). Validation on the held-out split reports PSNR, AuC and colourfulness.
+    Under torchrun each process trains on its share of every batch (DDP); only rank 0 writes.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    overrides = {name: value for name, value in settings.items() if value not in (None, {})}
+    if resume:
+        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+        if out and Path(out).resolve() != run_dir.resolve():
+            raise FatalError(f"--out {out} differs from the resumed run {run_dir}; a resumed run stays in its folder")
+        out = run_dir
+        config = replace(load_settings(run_dir), **overrides)
+    else:
+        if not settings["data"] or not out:
+            raise FatalError("--data and --out are needed to start a run (or --resume RUN to continue one)")
+        config = RunConfig(**overrides)
+    session = Session(device=device, workers=workers, time_limit=time_limit, log_every=log_every)
+    result = train(config, out, session=session, resume=bool(resume), log=lambda line: click.echo(line, err=True))
+    if result.stopped_by in ("SIGINT", "SIGTERM"):
+        ctx.exit(128 + signal.Signals[result.stopped_by].value)
+
+
+@train_command.command(
+    "export",
+    epilog="""\b
+Examples:
+  colorize train export runs/gan-1 --out weights/gan.safetensors
+  colorize train export runs/cnn-1 --out weights/cnn.safetensors --checkpoint last --notes cnn-notes.md""",
+)
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors); the card goes beside it as .md.")
+@click.option("--checkpoint", "which", type=click.Choice(CHOICES), default="best", show_default=True, help="The best validated weights, or the latest (best falls back to last when the run was never validated).")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False), help="A Markdown file appended to the card (observations, failure modes).")
+@user_errors(TrainingError, RunFolderError, CheckpointError)
+def export_command(run, out, which, notes):
+    """Write a run's weights in the shipped format (fp16) with a model card filled from the run."""
+    weights, card = export_run(run, out, which=which, notes=notes)
+    click.echo(f"wrote {weights} and {card}", err=True)

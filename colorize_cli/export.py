@@ -1,0 +1,148 @@
+"""`colorize train export`: a run's weights in the shipped format (fp16) and a model card filled from the run."""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from colorize_cli.checkpoint import load_checkpoint, save_checkpoint
+from colorize_cli.datasets import dataset_summary
+from colorize_cli.fsutil import atomic_write
+from colorize_cli.recipes import recipe_class
+from colorize_cli.run_folder import RunFolder
+from colorize_cli.training import TrainingError, load_settings
+
+CHOICES = ("best", "last")
+# Metrics in the card's table, with their units.
+_TABLE = (("auc", "AuC of the ab error curve (%)"), ("psnr", "PSNR (dB)"), ("colourfulness", "colourfulness"),
+          ("colourfulness_truth", "colourfulness of the truth"), ("chroma_ratio", "chroma ratio (pred / truth)"))
+
+
+def export_run(run_dir, out, *, which="best", notes=None) -> tuple[Path, Path]:
+    """Write `out` (fp16 weights with the run in its header) and the card `out` with suffix .md beside it."""
+    folder, out = RunFolder(run_dir), Path(out)
+    config = load_settings(folder.path)
+    state = folder.load_state("cpu")
+    if state is None:
+        raise TrainingError(f"{folder.path} has no checkpoint yet; train it for at least one save")
+    source = folder.best_weights if which == "best" and folder.best_weights.exists() else folder.last_weights
+    model, header = load_checkpoint(source)
+    step = header["training"]["trained_steps"]
+    records = folder.read_metrics()
+    scores = _validation_at(records, step)
+    training = {
+        "run": asdict(config),
+        "exported": f"step {step} ({_describe_source(source, folder, state)}) of a run trained for {state['step']} steps",
+        "steps": step,
+        "wall_seconds": round(state["elapsed"], 1),
+        "sessions": state["sessions"],
+        "data": _data_summary(config.data),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, model, training=training, metrics=scores, dtype=torch.float16)
+    card = out.with_suffix(".md")
+    text = model_card(out, model, config, training, scores, _gray_scores(records))
+    if notes is not None:
+        text += "\n" + Path(notes).read_text()
+    with atomic_write(card) as tmp:
+        Path(tmp).write_text(text)
+    return out, card
+
+
+def model_card(weights, model, config, training, scores, gray) -> str:
+    """Markdown describing the weights: data, recipe, training time and hardware, validation metrics."""
+    parameters = sum(p.numel() for p in model.parameters())
+    recipe = recipe_class(config.model)
+    lines = [
+        f"# `{weights.name}`: the {config.model} colorizer",
+        "",
+        (
+            f"{parameters:,} parameters, stored in fp16 ({weights.stat().st_size / 2**20:.1f} MiB); "
+            f"exported from {training['exported']} by `colorize train`."
+        ),
+        "",
+        "## Data",
+        "",
+        f"- source: `{config.data}`",
+        *(f"- {key}: {json.dumps(value)}" for key, value in training["data"].items()),
+        "",
+        "## Recipe",
+        "",
+        f"- loss: {recipe.summary}",
+        f"- model config: `{json.dumps(asdict(model.config), sort_keys=True)}`",
+        f"- {training['steps']} steps (of {config.steps} planned), batch {config.batch_size} per process, "
+        f"random {config.crop_size} px crops with flips, Adam lr {config.lr:g}, seed {config.seed}"
+        + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else ""),
+        "",
+        "## Training",
+        "",
+        f"- wall time: {_duration(training['wall_seconds'])} in {len(training['sessions'])} session(s)",
+        *(
+            f"- {s['started']}: steps {s['first_step']}-{s['last_step']} in {_duration(s['seconds'])} on "
+            f"{s['hardware']}, torch {s['torch']}, {'bf16 autocast' if s['amp'] else 'fp32'}"
+            for s in training["sessions"]
+        ),
+        "",
+        "## Validation",
+        "",
+    ]
+    if scores:
+        lines += [
+            f"Held-out split, centre crops of {config.crop_size} px, colored at that size:",
+            "",
+            "| metric | this model | gray baseline |",
+            "|---|---|---|",
+            *(f"| {label} | {_number(scores.get(key))} | {_number(gray.get(key))} |" for key, label in _TABLE),
+        ]
+    else:
+        lines.append("No validation was run at this step (the data has no held-out split).")
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        f"colorize train --model {config.model} --data {config.data} --steps {config.steps} "
+        f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
+        + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
+        + "".join(f" --config {key}={value}" for key, value in sorted(config.model_config.items()))
+        + ("" if config.amp else " --no-amp"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _validation_at(records, step):
+    for record in reversed(records):
+        if record["split"] == "val" and record["step"] == step:
+            return {k: v for k, v in record.items() if k not in ("step", "split")}
+    return {}
+
+
+def _gray_scores(records):
+    return next(({k: v for k, v in r.items() if k not in ("step", "split")} for r in records
+                 if r["split"] == "gray"), {})
+
+
+def _data_summary(data):
+    try:
+        return dataset_summary(data)
+    except (OSError, ValueError) as err:
+        return {"note": f"summary unavailable ({err})"}
+
+
+def _describe_source(source, folder, state):
+    best = state["best"]
+    if source == folder.best_weights and best is not None:
+        return f"the best by validation {best['metric']}"
+    return "the latest checkpoint"
+
+
+def _duration(seconds):
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 60 else f"{int(minutes // 60)} h {int(minutes % 60):02d} min"
+
+
+def _number(value):
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,248 @@
+"""Training recipes: each model's loss and optimizers, one optimisation step per call.
+
+A recipe holds the raw model (what checkpoints save) and `network`, the module it calls forward on:
+the same model, or its DistributedDataParallel wrapper after `distribute`.
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorize_cli.ab_bins import rebalance_weights, soft_encode
+from colorize_cli.color import unit_to_ab
+from colorize_cli.models.gan import PatchDiscriminator
+
+PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+# Iizuka et al. 2016 weigh the scene classification against the colour loss by 1/300.
+SCENE_WEIGHT = 1.0 / 300.0
+# pix2pix's weight of the L1 term against the adversarial term (seed 000 §IV).
+L1_LAMBDA = 100.0
+# One-sided targets for the discriminator: label smoothing 0.9 / 0.1 (seed 000 §IV).
+REAL_TARGET, FAKE_TARGET = 0.9, 0.1
+
+
+@dataclass
+class RecipeOptions:
+    """What a recipe needs besides the model; `autocast()` opens the mixed-precision context."""
+
+    lr: float
+    autocast: Callable[[], AbstractContextManager]
+    warmup_steps: int = 0
+    ab_prior: torch.Tensor | None = None
+    memory_format: torch.memory_format = torch.contiguous_format
+
+
+class Recipe:
+    """Adam on one network and a per-pixel loss on unit-scale ab; subclasses change the loss or add a critic."""
+
+    summary = "mean squared error on ab (seed 000 §II), Adam"
+    default_lr = 1e-3
+    betas = (0.9, 0.999)
+    pixel_loss = staticmethod(F.mse_loss)
+    uses_ab_prior = False
+
+    def __init__(self, model: nn.Module, options: RecipeOptions):
+        self.model = model
+        self.network = self.trained_network(model)
+        self.autocast = options.autocast
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, betas=self.betas)
+
+    def trained_network(self, model: nn.Module) -> nn.Module:
+        """The module whose forward gives what `loss` takes (the model itself by default)."""
+        return model
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap the trained networks (for DistributedDataParallel)."""
+        self.network = wrap(self.network)
+
+    def loss(self, output, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its named parts for the network's output on `batch`."""
+        return self.pixel_loss(output.float(), batch["ab"]), {}
+
+    def step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns detached losses ("loss" is the total)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            output = self.network(batch["l"])
+        total, parts = self.loss(output, batch)
+        total.backward()
+        self.optimizer.step()
+        return {"loss": total.detach(), **{name: value.detach() for name, value in parts.items()}}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class RegressionRecipe(Recipe):
+    """L1 or L2 on ab, as the model's config says (seeds 001 and 004 §3.2)."""
+
+    summary = "L1 or L2 on ab as the model config's `loss` says (seeds 001, 004 §3.2), Adam"
+
+    def __init__(self, model, options):
+        super().__init__(model, options)
+        self.pixel_loss = PIXEL_LOSSES[model.config.loss]
+
+
+class _WithScene(nn.Module):
+    """Makes `forward_with_scene` the forward, so a DDP wrapper sees the scene head too."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l_norm):
+        return self.model.forward_with_scene(l_norm)
+
+
+class AutoencoderRecipe(Recipe):
+    """MSE on ab plus, when the model has a scene head, cross-entropy on the dataset's scene labels."""
+
+    summary = "mean squared error on ab + 1/300 x scene-label cross-entropy when the data has labels (Iizuka et al.), Adam"
+
+    def trained_network(self, model):
+        return _WithScene(model)
+
+    def loss(self, output, batch):
+        ab, scenes = output
+        reconstruction = self.pixel_loss(ab.float(), batch["ab"])
+        if scenes is None:
+            return reconstruction, {}
+        labels = batch["label"]
+        # Summed over the labelled images only, so a batch without labels adds 0 and keeps the graph whole.
+        scene = F.cross_entropy(scenes.float(), labels, ignore_index=-1, reduction="sum")
+        scene = scene / (labels >= 0).sum().clamp(min=1)
+        return reconstruction + SCENE_WEIGHT * scene, {"mse": reconstruction, "scene": scene}
+
+
+class ClassificationRecipe(Recipe):
+    """Class-rebalanced cross-entropy over the 313 ab bins with soft-encoded targets (Zhang et al. 2016)."""
+
+    summary = (
+        "cross-entropy over the 313 ab bins with soft-encoded targets, rebalanced by the smoothed colour prior "
+        "of the training data (lambda 0.5; Zhang et al. 2016), Adam"
+    )
+    default_lr = 3e-4
+    uses_ab_prior = True
+
+    def __init__(self, model, options):
+        super().__init__(model, options)
+        device = next(model.parameters()).device
+        # A resumed run loads its weights from the state; the uniform prior is only a placeholder then.
+        prior = options.ab_prior if options.ab_prior is not None else torch.full((313,), 1.0 / 313)
+        self.class_weights = rebalance_weights(prior.float()).to(device)
+
+    def loss(self, logits, batch):
+        logits = logits.float()
+        # The net predicts at a reduced size; the targets are averaged down to it (Zhang et al. do too).
+        ab = batch["ab"]
+        if ab.shape[-2:] != logits.shape[-2:]:
+            ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
+        target = soft_encode(unit_to_ab(ab))
+        pixel_weights = self.class_weights[target.argmax(dim=1)]
+        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+        return (pixel_weights * cross_entropy).mean(), {}
+
+    def state_dict(self):
+        return {**super().state_dict(), "class_weights": self.class_weights.cpu()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.class_weights = state["class_weights"].to(self.class_weights.device)
+
+
+class GanRecipe(Recipe):
+    """pix2pix: L1 alone for `warmup_steps` (NoGAN warm-up), then BCE against a patch critic + 100 L1.
+
+    Generator and discriminator are He-initialised by their constructors (seed 000 §IV).
+    """
+
+    summary = (
+        "L1 warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 "
+        "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets"
+    )
+    default_lr = 2e-4
+    betas = (0.5, 0.999)
+    pixel_loss = staticmethod(F.l1_loss)
+
+    def __init__(self, model, options):
+        super().__init__(model, options)
+        self.warmup_steps = options.warmup_steps
+        device = next(model.parameters()).device
+        self.discriminator = PatchDiscriminator(model.config).to(device, memory_format=options.memory_format)
+        self.critic = self.discriminator
+        self.critic_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr, betas=self.betas)
+
+    def distribute(self, wrap):
+        super().distribute(wrap)
+        self.critic = wrap(self.discriminator)
+
+    def loss(self, output, batch):
+        l1 = self.pixel_loss(output.float(), batch["ab"])
+        return l1, {"l1": l1}
+
+    def step(self, batch, step):
+        if step < self.warmup_steps:
+            return super().step(batch, step)
+        l_norm, ab = batch["l"], batch["ab"]
+        with self.autocast():
+            fake = self.network(l_norm)
+
+        # Critic: real and generated pairs in one forward (as BigGAN does), so each DDP forward has one backward.
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.critic(torch.cat([l_norm, l_norm]), torch.cat([ab, fake.detach()]))
+        real_logits, fake_logits = logits.float().chunk(2)
+        critic_loss = 0.5 * (_bce(real_logits, REAL_TARGET) + _bce(fake_logits, FAKE_TARGET))
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        # Generator: the critic is a frozen function here, called unwrapped so DDP expects no gradients of it.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.discriminator.requires_grad_(False)
+        with self.autocast():
+            judged = self.discriminator(l_norm, fake)
+        self.discriminator.requires_grad_(True)
+        adversarial = _bce(judged.float(), 1.0)
+        l1 = self.pixel_loss(fake.float(), ab)
+        total = adversarial + L1_LAMBDA * l1
+        total.backward()
+        self.optimizer.step()
+        return {name: value.detach() for name, value in
+                {"loss": total, "l1": l1, "adversarial": adversarial, "critic": critic_loss}.items()}
+
+    def state_dict(self):
+        return {
+            **super().state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+
+
+RECIPES = {
+    "cnn": Recipe,
+    "regression": RegressionRecipe,
+    "classification": ClassificationRecipe,
+    "autoencoder": AutoencoderRecipe,
+    "gan": GanRecipe,
+}
+
+
+def recipe_class(model_name: str) -> type[Recipe]:
+    """The recipe that trains model `model_name`."""
+    return RECIPES[model_name]
+
+
+def _bce(logits, target):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))

@@ -1,0 +1,54 @@
+"""`colorize train` under torchrun: two CPU processes with the gloo backend train as one process would."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from colorize_cli.training import train
+from tests.test_train import quiet, tiny_config, write_photos
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return write_photos(tmp_path_factory.mktemp("photos"), train=16, val=1)
+
+
+def test_two_gloo_processes_match_one_process_with_the_double_batch(photos, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "colorize_cli", "train", "--model", "cnn", "--data", str(photos), "--out", str(out),
+        "--steps", "4", "--batch-size", "2", "--crop-size", "32", "--lr", "3e-3", "--no-amp", "--workers", "0",
+        "--log-every", "1", "--save-every", "2", "--val-every", "4", "--device", "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-3000:]
+
+    # Rank 0 alone logs and writes: every step once, one validation, one set of files.
+    assert process.stderr.count("step 4/4") == 1
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in metrics if r["split"] == "train"] == [1, 2, 3, 4]
+    assert [r["step"] for r in metrics if r["split"] == "val"] == [4]
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 4
+    fingerprints = state["fingerprints"]
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]  # both replicas hold the same weights
+    assert len(state["rng"]) == 2  # each rank's RNG, so that a resumed DDP run continues exactly
+    assert state["sessions"][-1]["hardware"].startswith("2 x CPU")
+
+    # DDP averages the two ranks' gradients of batch 2: the gradient of the same 4 images in one batch.
+    train(tiny_config("cnn", photos, steps=4, batch_size=4, lr=3e-3, val_every=4, save_every=2), tmp_path / "single",
+          session=quiet(), log=lambda line: None)
+    single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
+    for name, value in single["model"].items():
+        torch.testing.assert_close(state["model"][name], value, atol=1e-5, rtol=1e-4, msg=name)

@@ -1,0 +1,397 @@
+"""`colorize train`: every recipe learns, runs resume exactly, stop cleanly, export, and bad input gives one line.
+
+Runs are tiny (48 px photos, 32 px crops, a handful of steps, fp32 unless amp is the point) so that the
+file takes seconds on two cores.
+"""
+
+import contextlib
+import errno
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors import safe_open
+
+from colorize_cli import run_folder as run_folder_module
+from colorize_cli.checkpoint import load_checkpoint, read_header
+from colorize_cli.cli import cli
+from colorize_cli.commands.train import Duration
+from colorize_cli.data_order import StepBatches
+from colorize_cli.inference import Colorizer
+from colorize_cli.models import MODEL_NAMES, build_model
+from colorize_cli.recipes import RecipeOptions, recipe_class
+from colorize_cli.splits import content_hash, split_for
+from colorize_cli.training import RunConfig, Session, TrainingError, train
+
+REPO = Path(__file__).resolve().parent.parent
+# Small widths keep every model at a few thousand to a few hundred thousand parameters.
+TINY = {
+    "cnn": {},
+    "regression": {"width": 8},
+    "classification": {"width": 8},
+    "autoencoder": {"width": 4, "global_dim": 16},
+    "gan": {"base_channels": 8, "max_channels": 32},
+}
+
+
+def write_photos(folder, train, val, size=48, seed=0):
+    """PNG photos whose colour follows their brightness (dark blue to light orange), so that L predicts ab;
+    `train` and `val` of them fall in each split of the content-hash rule."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    want, have = {"train": train, "val": val}, {"train": 0, "val": 0}
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    dark, light = np.array([0.1, 0.15, 0.5]), np.array([1.0, 0.7, 0.3])
+    while have != want:
+        fx, fy, phase = rng.uniform(1, 4), rng.uniform(1, 4), rng.uniform(0, 6.3)
+        t = 0.5 + 0.5 * np.sin(fx * 3 * xx + phase) * np.cos(fy * 3 * yy)
+        pixels = (dark + t[..., None] * (light - dark)) * 255
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.round().astype(np.uint8)).save(buffer, format="PNG")
+        data = buffer.getvalue()
+        split = split_for(content_hash(data))
+        if have[split] < want[split]:
+            (folder / f"{split}_{have[split]:03d}.png").write_bytes(data)
+            have[split] += 1
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return write_photos(tmp_path_factory.mktemp("photos"), train=16, val=3)
+
+
+@pytest.fixture(scope="module")
+def train_only(tmp_path_factory):
+    return write_photos(tmp_path_factory.mktemp("train_only"), train=16, val=0, seed=1)
+
+
+def tiny_config(model, data, **overrides):
+    settings = {"model": model, "data": str(data), "model_config": TINY[model], "steps": 6, "batch_size": 4,
+                "crop_size": 32, "warmup_steps": 2, "amp": False, "val_every": 1000, "save_every": 1000}
+    return RunConfig(**{**settings, **overrides})
+
+
+def quiet(**overrides):
+    return Session(**{"device": "cpu", "workers": 0, "log_every": 1, **overrides})
+
+
+def records(run, split):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+@pytest.fixture(scope="module")
+def validated_run(photos, tmp_path_factory):
+    """A cnn run of 6 steps validated at steps 3 and 6."""
+    out = tmp_path_factory.mktemp("runs") / "cnn"
+    train(tiny_config("cnn", photos, val_every=3, save_every=3), out, session=quiet(), log=lambda line: None)
+    return out
+
+
+# --- every recipe -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_model_lowers_its_loss_and_leaves_weights_the_colorizer_runs(model, train_only, tmp_path):
+    out = tmp_path / model
+    # gan: 10 warm-up steps, then the adversarial phase; its L1 term is what must fall. A high learning
+    # rate makes 20 steps enough.
+    config = tiny_config(model, train_only, steps=20, warmup_steps=10, lr=3e-3)
+    result = train(config, out, session=quiet(log_every=5), log=lambda line: None)
+
+    assert (result.step, result.stopped_by) == (20, "steps")
+    losses = records(out, "train")
+    assert [r["step"] for r in losses] == [5, 10, 15, 20]
+    assert all(np.isfinite(v) for r in losses for k, v in r.items() if k != "split")
+    key = "l1" if model == "gan" else "loss"
+    assert losses[-1][key] < 0.9 * losses[0][key]
+    if model == "gan":
+        assert {"adversarial", "critic"} <= losses[-1].keys()
+    colorizer = Colorizer.from_checkpoint(out / "last.safetensors")
+    rgb = colorizer.colorize_l(np.linspace(0, 100, 40 * 56, dtype=np.float32).reshape(40, 56))
+    assert rgb.shape == (40, 56, 3) and np.isfinite(rgb).all()
+
+
+def test_amp_trains_in_bf16_with_finite_losses(train_only, tmp_path):
+    result = train(tiny_config("gan", train_only, steps=4, amp=True), tmp_path / "gan", session=quiet(),
+                   log=lambda line: None)
+    assert result.step == 4
+    assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "gan", "train"))
+
+
+def test_autoencoder_learns_scene_labels_beside_colour_and_ignores_unlabelled_images():
+    torch.manual_seed(0)
+    model = build_model("autoencoder", {"width": 4, "global_dim": 8, "num_scenes": 3})
+    recipe = recipe_class("autoencoder")(model, RecipeOptions(lr=1e-2, autocast=contextlib.nullcontext))
+    # Each scene has its own brightness, so that the global branch can tell them apart.
+    brightness = torch.tensor([-0.8, 0.8, 0.0, 0.3])[:, None, None, None]
+    batch = {"l": brightness + 0.1 * torch.rand(4, 1, 32, 32), "ab": torch.rand(4, 2, 32, 32) * 0.2,
+             "label": torch.tensor([0, 2, -1, 1])}
+    head_before = model.scene_head.weight.clone()
+    first = {name: float(value) for name, value in recipe.step(batch, 0).items()}
+    assert first["loss"] == pytest.approx(first["mse"] + first["scene"] / 300, rel=1e-5)
+    assert not torch.equal(model.scene_head.weight, head_before)
+    losses = [float(recipe.step(batch, step)["scene"]) for step in range(1, 30)]
+    assert losses[-1] < 0.75 * first["scene"]
+    unlabelled = recipe.step({**batch, "label": torch.full((4,), -1)}, 30)
+    assert unlabelled["scene"] == 0 and torch.isfinite(unlabelled["loss"])
+
+
+def test_data_order_shards_each_step_between_processes_and_resumes_at_any_step():
+    single = StepBatches(19, 4, seed=3)
+    ranks = [StepBatches(19, 2, seed=3, rank=rank, world_size=2) for rank in range(2)]
+    steps = [list(islice(iter(sampler), 9)) for sampler in (single, *ranks)]
+    for whole, first, second in zip(*steps):
+        assert sorted(whole) == sorted(first + second)  # the same images and augmentation seeds
+    assert list(islice(iter(StepBatches(19, 4, seed=3, start_step=5)), 4)) == steps[0][5:9]
+    epochs = [sorted(i for batch in steps[0][e * 4:(e + 1) * 4] for i, _ in batch) for e in range(2)]
+    assert len(set(epochs[0])) == 16 and epochs[0] != epochs[1]  # 4 full batches per epoch, reshuffled
+
+
+# --- the run folder ---------------------------------------------------------------------------------------
+
+
+def test_run_folder_holds_settings_metrics_figures_samples_and_the_best_weights(validated_run):
+    settings = json.loads((validated_run / "run.json").read_text())
+    assert settings["model"] == "cnn" and settings["lr"] == 1e-3 and settings["steps"] == 6
+
+    assert [r["step"] for r in records(validated_run, "train")] == [1, 2, 3, 4, 5, 6]
+    validations = records(validated_run, "val")
+    assert [r["step"] for r in validations] == [3, 6]
+    gray = records(validated_run, "gray")[0]
+    assert gray["chroma_ratio"] == 0 and gray["colourfulness"] < 1 < gray["colourfulness_truth"]
+    for record in validations:
+        assert 5 < record["psnr"] < 60 and 0 < record["auc"] <= 100 and record["colourfulness"] >= 0
+
+    for name in ("loss.png", "validation.png", "samples/step_0000003.png", "samples/step_0000006.png"):
+        with Image.open(validated_run / name) as image:
+            assert image.format == "PNG" and image.width > 100
+
+    header = read_header(validated_run / "best.safetensors")
+    best_step = max(validations, key=lambda r: r["auc"])["step"]
+    assert header["training"]["trained_steps"] == best_step
+    assert header["metrics"]["auc"] == pytest.approx(max(r["auc"] for r in validations), abs=1e-5)
+    model, _ = load_checkpoint(validated_run / "last.safetensors")
+    assert model.name == "cnn"
+
+
+# --- resume -----------------------------------------------------------------------------------------------
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _flatten(value, f"{prefix}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from _flatten(value, f"{prefix}/{index}")
+    else:
+        yield prefix, tree
+
+
+def _training_state(run):
+    state = torch.load(run / "last.pt", weights_only=True)
+    return state["step"], dict(_flatten({"model": state["model"], "recipe": state["recipe"], "rng": state["rng"]}))
+
+
+# gan: dropout, BatchNorm, two optimizers, and the resume falls after the warm-up; cnn with loader workers.
+@pytest.mark.parametrize(("model", "workers"), [("gan", 0), ("cnn", 2)])
+def test_a_resumed_run_is_bitwise_equal_to_a_straight_one_on_cpu(model, workers, photos, tmp_path):
+    session = quiet(workers=workers)
+    train(tiny_config(model, photos, steps=6, val_every=4), tmp_path / "straight", session=session,
+          log=lambda line: None)
+    train(tiny_config(model, photos, steps=3, val_every=4), tmp_path / "resumed", session=session,
+          log=lambda line: None)
+    train(tiny_config(model, photos, steps=6, val_every=4), tmp_path / "resumed", session=session, resume=True,
+          log=lambda line: None)
+
+    step_a, straight = _training_state(tmp_path / "straight")
+    step_b, resumed = _training_state(tmp_path / "resumed")
+    assert step_a == step_b == 6
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        same = torch.equal(value, resumed[key]) if isinstance(value, torch.Tensor) else value == resumed[key]
+        assert same, key
+    # The resumed run's log continues its own: each step once, sessions recorded.
+    assert [r["step"] for r in records(tmp_path / "resumed", "train")] == [1, 2, 3, 4, 5, 6]
+    sessions = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["sessions"]
+    assert [(s["first_step"], s["last_step"]) for s in sessions] == [(0, 3), (3, 6)]
+
+
+def test_resume_from_the_cli_needs_only_the_run_folder(validated_run, tmp_path):
+    run = tmp_path / "cnn"
+    shutil.copytree(validated_run, run)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--steps", "8", "--workers", "0",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 8
+    assert json.loads((run / "run.json").read_text())["steps"] == 8
+
+
+# --- stopping ---------------------------------------------------------------------------------------------
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_143(photos, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "colorize_cli", "train", "--model", "cnn", "--data", str(photos),
+               "--out", str(out), "--steps", "100000", "--batch-size", "4", "--crop-size", "32", "--no-amp",
+               "--workers", "1", "--log-every", "1", "--save-every", "100000", "--device", "cpu"]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.jsonl").exists() or len(records(out, "train")) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=60)[1]
+
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "(SIGTERM)" in stderr and "Traceback" not in stderr
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == records(out, "train")[-1]["step"] >= 3
+    assert read_header(out / "last.safetensors")["training"]["trained_steps"] == state["step"]
+
+
+def test_time_limit_stops_and_saves(photos, tmp_path):
+    result = train(tiny_config("cnn", photos, steps=10**6), tmp_path / "run", session=quiet(time_limit=1.5),
+                   log=lambda line: None)
+    assert result.stopped_by == "time limit" and 0 < result.step < 10**6
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == result.step
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
+                                               ("45", 45), ("0.5h", 1800)])
+def test_durations(text, seconds):
+    assert Duration().convert(text, None, None) == seconds
+
+
+# --- export -----------------------------------------------------------------------------------------------
+
+
+def test_export_writes_fp16_weights_and_a_card_from_the_run(validated_run, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "export", str(validated_run), "--out", str(tmp_path / "w" / "cnn.safetensors")])
+    assert result.exit_code == 0, result.output
+
+    weights = tmp_path / "w" / "cnn.safetensors"
+    _, header = load_checkpoint(weights)
+    best = read_header(validated_run / "best.safetensors")
+    assert header["training"]["steps"] == best["training"]["trained_steps"]
+    assert header["training"]["data"]["images"] == {"train": 16, "val": 3}
+    assert header["metrics"]["auc"] == pytest.approx(best["metrics"]["auc"], abs=1e-5)
+    with safe_open(str(weights), "pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()}  # noqa: SIM118 (not a dict) == {torch.float16}
+
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    for section in ("## Data", "## Recipe", "## Training", "## Validation", "## Reproduce"):
+        assert section in card
+    assert "32,202 parameters" in card
+    assert f"| AuC of the ab error curve (%) | {header['metrics']['auc']:.3f} |" in card
+    assert "colorize train --model cnn" in card and torch.__version__ in card
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+
+
+def _one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
+def _cli_train(*args):
+    return CliRunner().invoke(cli, ["train", "--batch-size", "4", "--crop-size", "32", "--steps", "2", "--no-amp",
+                                    "--workers", "0", "--device", "cpu", *args])
+
+
+def test_an_empty_data_folder_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    line = _one_line_error(_cli_train("--model", "cnn", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")))
+    assert "no images" in line
+
+
+def test_corrupt_images_are_skipped_and_counted(photos, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    (data / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "truncated.png").write_bytes((photos / "train_000.png").read_bytes()[:60])
+    lines = []
+    result = train(tiny_config("cnn", data, steps=2), tmp_path / "run", session=quiet(), log=lines.append)
+    assert result.step == 2
+    assert "2 unreadable file(s) skipped" in lines[0]
+
+
+def test_resuming_another_models_run_is_one_line(validated_run):
+    line = _one_line_error(_cli_train("--resume", str(validated_run), "--model", "gan"))
+    assert "cnn run" in line and "gan" in line
+
+
+def test_a_damaged_training_state_is_one_line(validated_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(validated_run, run)
+    (run / "last.pt").write_bytes((validated_run / "last.pt").read_bytes()[:500])
+    line = _one_line_error(_cli_train("--resume", str(run)))
+    assert "last.pt: damaged, or not a training state" in line
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(validated_run, photos):
+    line = _one_line_error(_cli_train("--model", "cnn", "--data", str(photos), "--out", str(validated_run)))
+    assert "--resume" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "64"], "do not fill one batch"),
+        (["--crop-size", "36"], "multiple of 8"),
+        (["--config", "depth=3"], "Unknown config key"),
+        (["--model", "regression", "--config", "loss=l3"], "loss must be one of"),
+    ],
+)
+def test_settings_that_cannot_train_are_one_line(args, message, photos, tmp_path):
+    line = _one_line_error(_cli_train("--model", "cnn", "--data", str(photos), "--out", str(tmp_path / "r"), *args))
+    assert message in line
+
+
+def test_a_full_disk_keeps_the_last_good_checkpoint(photos, tmp_path, monkeypatch):
+    real_save = torch.save
+    saves = []
+
+    def save_then_fill_the_disk(obj, path):
+        saves.append(path)
+        if len(saves) > 1:
+            Path(path).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, path)
+
+    monkeypatch.setattr(run_folder_module.torch, "save", save_then_fill_the_disk)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="No space left on device.*previous checkpoint is kept"):
+        train(tiny_config("cnn", photos, steps=6, save_every=2), out, session=quiet(), log=lambda line: None)
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 2
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+def test_train_help_teaches_training_resume_torchrun_and_export():
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert result.exit_code == 0
+    for text in ("--model", "--time-limit", "--resume", "--amp / --no-amp", "--config KEY=VALUE", "torchrun",
+                 "export", "--best-metric"):
+        assert text in result.output
+    export_help = CliRunner().invoke(cli, ["train", "export", "--help"])
+    assert export_help.exit_code == 0 and "model card" in export_help.output
