@@ -4,15 +4,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from torch import nn
-
 from colorize_cli.models.autoencoder import AutoencoderConfig, AutoencoderModel
+from colorize_cli.models.base import ColorizationModel
 from colorize_cli.models.classification import ClassificationConfig, ClassificationModel
 from colorize_cli.models.cnn import CnnConfig, CnnModel
 from colorize_cli.models.gan import GanConfig, GanGenerator
 from colorize_cli.models.regression import RegressionConfig, RegressionModel
 
-_REGISTRY: dict[str, tuple[type[nn.Module], type]] = {
+_REGISTRY: dict[str, tuple[type[ColorizationModel], type]] = {
     "cnn": (CnnModel, CnnConfig),
     "regression": (RegressionModel, RegressionConfig),
     "classification": (ClassificationModel, ClassificationConfig),
@@ -23,7 +22,7 @@ _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {
 MODEL_NAMES = tuple(_REGISTRY)
 
 
-def _entry(name: str) -> tuple[type[nn.Module], type]:
+def _entry(name: str) -> tuple[type[ColorizationModel], type]:
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}.")
     return _REGISTRY[name]
@@ -34,7 +33,7 @@ def config_class(name: str) -> type:
     return _entry(name)[1]
 
 
-def build_model(name: str, config: Mapping[str, Any] | None = None) -> nn.Module:
+def build_model(name: str, config: Mapping[str, Any] | None = None) -> ColorizationModel:
     """A freshly initialised model `name`; `config` overrides its defaults (as saved in checkpoints)."""
     model_class, config_cls = _entry(name)
     values = dict(config or {})

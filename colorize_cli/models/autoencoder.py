@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from colorize_cli.models.base import ColorizationModel
+
 
 @dataclass
 class AutoencoderConfig:
@@ -36,7 +38,7 @@ def _up() -> nn.Upsample:
     return nn.Upsample(scale_factor=2, mode="nearest")
 
 
-class AutoencoderModel(nn.Module):
+class AutoencoderModel(ColorizationModel):
     """Eight-conv encoder to 1/8 size, global vector tiled and fused by a 1x1 conv, six-conv decoder."""
 
     name = "autoencoder"
@@ -66,14 +68,6 @@ class AutoencoderModel(nn.Module):
         )
         self.scene_head = nn.Linear(g, self.config.num_scenes) if self.config.num_scenes else None
 
-    @property
-    def size_multiple(self) -> int:
-        return 8
-
-    @property
-    def default_render_size(self) -> int:
-        return 256
-
     def forward_with_scene(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Unit-scale ab [B,2,H,W] and scene logits [B,num_scenes] (None without a scene head)."""
         features = self.encoder(l_norm)
@@ -86,7 +80,3 @@ class AutoencoderModel(nn.Module):
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
         return self.forward_with_scene(l_norm)[0]
-
-    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """Unit-scale ab at the input's size."""
-        return self(l_norm)

@@ -8,6 +8,7 @@ from torch import nn
 
 from colorize_cli.ab_bins import NUM_BINS, annealed_mean
 from colorize_cli.color import ab_to_unit
+from colorize_cli.models.base import ColorizationModel, conv_bn_relu
 
 
 @dataclass
@@ -24,12 +25,7 @@ class ClassificationConfig:
             raise ValueError(f"classification temperature must be positive, got {self.temperature}.")
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
-    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU())
-
-
-class ClassificationModel(nn.Module):
+class ClassificationModel(ColorizationModel):
     """Three stride-2 stages to 1/8, dilated convs for context, one learned 2x upsampling, 313 logits at 1/4."""
 
     name = "classification"
@@ -39,23 +35,15 @@ class ClassificationModel(nn.Module):
         self.config = config or ClassificationConfig()
         w = self.config.width
         self.net = nn.Sequential(
-            _conv_bn_relu(1, w), _conv_bn_relu(w, w, stride=2),
-            _conv_bn_relu(w, 2 * w), _conv_bn_relu(2 * w, 2 * w, stride=2),
-            _conv_bn_relu(2 * w, 4 * w), _conv_bn_relu(4 * w, 4 * w, stride=2),
-            _conv_bn_relu(4 * w, 8 * w),
-            _conv_bn_relu(8 * w, 8 * w, dilation=2), _conv_bn_relu(8 * w, 8 * w, dilation=2),
+            conv_bn_relu(1, w), conv_bn_relu(w, w, stride=2),
+            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w, stride=2),
+            conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 4 * w, stride=2),
+            conv_bn_relu(4 * w, 8 * w),
+            conv_bn_relu(8 * w, 8 * w, dilation=2), conv_bn_relu(8 * w, 8 * w, dilation=2),
             nn.ConvTranspose2d(8 * w, 4 * w, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * w), nn.ReLU(),
-            _conv_bn_relu(4 * w, 4 * w),
+            conv_bn_relu(4 * w, 4 * w),
             nn.Conv2d(4 * w, NUM_BINS, 1),
         )
-
-    @property
-    def size_multiple(self) -> int:
-        return 8
-
-    @property
-    def default_render_size(self) -> int:
-        return 256
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         """Bin logits [B,313,H/4,W/4] from normalised L [B,1,H,W]."""

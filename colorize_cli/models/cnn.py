@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from colorize_cli.models.base import ColorizationModel
+
 
 @dataclass
 class CnnConfig:
@@ -19,7 +21,7 @@ def _up() -> nn.Upsample:
     return nn.Upsample(scale_factor=2, mode="nearest")  # as Keras' UpSampling2D in the seed
 
 
-class CnnModel(nn.Module):
+class CnnModel(ColorizationModel):
     """Six 3x3 convs down to 1/8 size, three upsample+conv steps back, tanh ab output."""
 
     name = "cnn"
@@ -41,18 +43,6 @@ class CnnModel(nn.Module):
             _up(), _conv(16, 2), nn.Tanh(),
         )
 
-    @property
-    def size_multiple(self) -> int:
-        return 8
-
-    @property
-    def default_render_size(self) -> int:
-        return 256
-
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
         return self.net(l_norm)
-
-    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """Unit-scale ab at the input's size."""
-        return self(l_norm)

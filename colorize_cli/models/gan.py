@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from colorize_cli.models.base import ColorizationModel
+
 
 @dataclass
 class GanConfig:
@@ -78,7 +80,7 @@ def _up(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GanGenerator(nn.Module):
+class GanGenerator(ColorizationModel):
     """U-Net: `depth` conv blocks down, transposed-conv blocks up, each concatenated with its mirror."""
 
     name = "gan"
@@ -126,10 +128,6 @@ class GanGenerator(nn.Module):
         for block in self.up:
             x = torch.cat([block(x), skips.pop()], dim=1)
         return self.out(x)
-
-    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """Unit-scale ab at the input's size."""
-        return self(l_norm)
 
 
 class PatchDiscriminator(nn.Module):

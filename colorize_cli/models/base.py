@@ -1,0 +1,24 @@
+"""What every model of the zoo offers the trainer and the inference code, and shared building blocks."""
+
+import torch
+from torch import nn
+
+
+class ColorizationModel(nn.Module):
+    """Base of every registered model: a `name`, a dataclass `config`, and the inference interface."""
+
+    name: str
+    # H and W given to forward must be multiples of this (the caller pads or resizes).
+    size_multiple = 8
+    # Working size (short side, px) used at inference unless the user picks one.
+    default_render_size = 256
+
+    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Unit-scale ab [B,2,H,W] at the input's size."""
+        return self(l_norm)
+
+
+def conv_bn_relu(in_channels, out_channels, stride=1, dilation=1, bias=False):
+    """3x3 conv + BatchNorm + ReLU, padded to keep the size (divided by stride)."""
+    conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=bias)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU())
