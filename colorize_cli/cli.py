@@ -3,6 +3,7 @@
 import click
 
 from colorize_cli import __version__
+from colorize_cli.commands import COMMANDS
 
 DEFAULT_COMMAND = "colorize"
 
@@ -42,14 +43,8 @@ def cli():
     """
 
 
-def _register_commands():
-    from colorize_cli.commands import registered_commands
-
-    for command in registered_commands():
-        cli.add_command(command)
-
-
-_register_commands()
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 def main():

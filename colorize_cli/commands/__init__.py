@@ -1,25 +1,9 @@
 """Click commands: each parses options, calls the library and prints; no work happens here."""
 
-import importlib
+from colorize_cli.commands.colorize import colorize_command
+from colorize_cli.commands.evaluate import evaluate_command
+from colorize_cli.commands.prep_dataset import prep_dataset_command
+from colorize_cli.commands.train import train_command
 
-# Module name -> click command attribute, in the order `colorize --help` lists them.
-_COMMANDS = (
-    ("colorize_cli.commands.colorize", "colorize_command"),
-    ("colorize_cli.commands.train", "train_command"),
-    ("colorize_cli.commands.evaluate", "evaluate_command"),
-    ("colorize_cli.commands.prep_dataset", "prep_dataset_command"),
-)
-
-
-def registered_commands():
-    """The built subcommands (a module that does not exist yet is simply not offered)."""
-    commands = []
-    for module_name, attribute in _COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        commands.append(getattr(module, attribute))
-    return commands
+# In the order `colorize --help` lists them: the default command first.
+COMMANDS = (colorize_command, train_command, evaluate_command, prep_dataset_command)

@@ -1,0 +1,53 @@
+"""The command group: help, version, default command routing, device selection."""
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from colorize_cli import __version__
+from colorize_cli.cli import cli
+from colorize_cli.device import DeviceError, resolve_device
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(map(str, args)), catch_exceptions=False)
+
+
+def test_help_lists_the_four_commands_with_examples():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for name in ("colorize", "train", "evaluate", "prep-dataset"):
+        assert f"  {name} " in result.output
+    assert "Examples:" in result.output
+
+
+@pytest.mark.parametrize("command", ["colorize", "train", "evaluate", "prep-dataset"])
+def test_every_command_help_teaches_with_examples(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "\n    colorize " in result.output
+    assert "TODO" not in result.output
+
+
+def test_version():
+    assert invoke("--version").output.strip() == f"colorize, version {__version__}"
+
+
+def test_paths_without_a_command_go_to_colorize(tmp_path, cnn_checkpoint):
+    (tmp_path / "empty").mkdir()
+    result = invoke(tmp_path / "empty", "--model", cnn_checkpoint, "-o", tmp_path / "out")
+    assert result.exit_code == 0
+    assert "0 of 0 image(s)" in result.output
+    assert invoke("--device", "cpu", "--help").exit_code == 0  # options first also reach colorize
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="expected one of"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda")
+        result = invoke("photos", "--device", "cuda")
+        assert result.exit_code == 2 and "CUDA is not available" in result.output
