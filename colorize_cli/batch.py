@@ -1,7 +1,7 @@
 """The batch job: colorize planned jobs one by one, never touching inputs, each failure contained.
 
 Reads and writes run in worker threads (image codecs release the GIL) while the network runs on the
-main thread. Every output is written atomically, so a file under its final name is always complete,
+main thread, once per group of same-size images. Every output is written atomically, so a file under its final name is always complete,
 and an interrupted batch resumes by skipping outputs that exist.
 """
 
@@ -28,6 +28,7 @@ class BatchOptions:
     quality: int = 95
     diagnostics: bool = False
     workers: int = 2
+    batch_size: int = 1
 
 
 @dataclass
@@ -61,12 +62,11 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
             todo.append(job)
     workers = max(1, options.workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        reads = deque()
-        writes = deque()
+        reads, writes = deque(), deque()
         upcoming = iter(todo)
 
         def queue_reads():
-            while len(reads) <= workers:
+            while len(reads) < workers + options.batch_size:
                 job = next(upcoming, None)
                 if job is None:
                     return
@@ -74,19 +74,47 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
 
         queue_reads()
         while reads:
-            job, started, read_future = reads.popleft()
+            batch = [reads.popleft() for _ in range(min(options.batch_size, len(reads)))]
             queue_reads()
-            try:
-                L, photo, read_seconds = read_future.result()
-                work = pool.submit(_colorize_and_write, job, L, photo, colorizer, options, read_seconds)
-                writes.append((job, started, work))
-            except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-                writes.append((job, started, _failed_future(err)))
-            del read_future
+            for job, started, outcome in _predict_batch(colorizer, batch):
+                if isinstance(outcome, Exception):
+                    writes.append((job, started, _failed_future(outcome)))
+                else:
+                    work = pool.submit(_colorize_and_write, job, *outcome, colorizer, options)
+                    writes.append((job, started, work))
             while len(writes) > workers:
                 yield _finish(*writes.popleft())
         while writes:
             yield _finish(*writes.popleft())
+
+
+def _predict_batch(colorizer, batch):
+    """Run the network once per group of same-size images; yields (job, started, outcome) in order.
+
+    The outcome is (L, photo, low, timings) or the exception that stopped this image.
+    """
+    outcomes = {}
+    by_shape = {}
+    for index, (job, started, future) in enumerate(batch):
+        try:
+            L, photo, read_seconds = future.result()
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+            outcomes[index] = err
+            continue
+        by_shape.setdefault(L.shape, []).append((index, L, photo, read_seconds))
+    for group in by_shape.values():
+        clock = time.perf_counter()
+        try:
+            stacked = torch.stack([torch.from_numpy(L) for _, L, _, _ in group])[:, None]
+            lows = colorizer.predict_low(stacked).split()
+        except Exception as err:  # noqa: BLE001 - e.g. out of memory: these images fail, the batch goes on
+            outcomes.update((index, err) for index, *_ in group)
+            continue
+        network_seconds = (time.perf_counter() - clock) / len(group)
+        for (index, L, photo, read_seconds), low in zip(group, lows):
+            outcomes[index] = (L, photo, low, {"read": read_seconds, "network": network_seconds})
+    for index, (job, started, _) in enumerate(batch):
+        yield job, started, outcomes[index]
 
 
 def _read(source):
@@ -99,11 +127,7 @@ def _read(source):
     return L, photo, time.perf_counter() - clock
 
 
-def _colorize_and_write(job, L, photo, colorizer, options, read_seconds):
-    timings = {"read": read_seconds}
-    clock = time.perf_counter()
-    low = colorizer.predict_low(torch.from_numpy(L)[None, None])
-    timings["network"] = time.perf_counter() - clock
+def _colorize_and_write(job, L, photo, low, timings, colorizer, options):
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
     rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)

@@ -45,6 +45,10 @@ class LowResolution:
     guide: torch.Tensor
     ab: torch.Tensor
 
+    def split(self):
+        """One LowResolution per image of the batch."""
+        return [LowResolution(guide, ab) for guide, ab in zip(self.guide.split(1), self.ab.split(1))]
+
 
 class Colorizer:
     """A loaded model plus the inference options: working size, saturation, device."""

@@ -223,3 +223,20 @@ def test_large_image_is_processed_in_strips_with_bounded_memory(tmp_path, cnn_ch
     # Measured 14.6 B/px here (a 24 MP JPEG: 614 MB peak, 285 MB of it the interpreter and torch).
     assert per_pixel < 22, f"{per_pixel:.1f} bytes per pixel"
     assert (tmp_path / "out" / "scan.png").is_file()
+
+
+def test_batches_of_same_size_images_match_one_by_one(tmp_path, cnn_checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["astronaut", "chelsea", "coffee", "rocket"]):
+        Image.fromarray(small_photo(name)[..., 1]).save(photos / f"{i}.png")
+    Image.fromarray(small_photo(size=(64, 80))[..., 0]).save(photos / "odd_size.png")
+    (photos / "broken.png").write_bytes(b"broken")
+    for batch in ("1", "4"):
+        result = run(photos, "-o", tmp_path / batch, "--model", cnn_checkpoint, "--batch-size", batch, "--json")
+        assert result.exit_code == 1
+        assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["done"] * 4 + ["failed", "done"]
+    for output in sorted((tmp_path / "1").glob("*.png")):
+        one = np.asarray(Image.open(output), np.int16)
+        batched = np.asarray(Image.open(tmp_path / "4" / output.name), np.int16)
+        assert np.abs(one - batched).max() <= 1

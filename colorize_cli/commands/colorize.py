@@ -39,12 +39,13 @@ or no usable model.""",
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
 @click.option("--diagnostics", is_flag=True, help="Also write <name>.diagnostics.png (L, a, b, result) and <name>.diagnostics.json.")
 @click.option("--shard", help="K/N: process only the K-th of N deterministic parts of the inputs.")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Images of the same size that go through the network together (helps on GPUs).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads decoding and encoding beside the network.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @user_errors(InputError, CheckpointError)
 def colorize_command(inputs, files_from, out_dir, model, device, render_size, saturation, output_format,
-                     quality, overwrite, diagnostics, shard, workers, as_json, quiet):
+                     quality, overwrite, diagnostics, shard, batch_size, workers, as_json, quiet):
     """Colorize photographs: files, folders (recursive) or a list of paths.
 
     Colour and gray inputs both work (colour is converted to L first). The network predicts the
@@ -61,7 +62,7 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
         index, count = parse_shard(shard)
         jobs = [job for job in jobs if in_shard(job, index, count)]
     colorizer = Colorizer.from_checkpoint(model, device, render_size, saturation)
-    options = BatchOptions(overwrite=overwrite, quality=quality, diagnostics=diagnostics, workers=workers)
+    options = BatchOptions(overwrite, quality, diagnostics, workers, batch_size)
     failed = 0
     with progress_reporter(len(jobs), enabled=not (quiet or as_json)) as report:
         for result in run_batch(jobs, colorizer, options):
