@@ -1,3 +1,40 @@
-"""colorize: bring colour back to black-and-white photographs."""
+"""colorize: bring colour back to black-and-white photographs.
+
+The library behind the `colorize` command; every subcommand is a call to one of these:
+
+    from colorize_cli import Colorizer, read_luminance, write_image
+    colorizer = Colorizer.from_checkpoint("gan", device="cpu")
+    L, photo = read_luminance("scan.tif")
+    write_image("scan_colour.tif", colorizer.colorize_l(L, bit_depth=photo.bit_depth))
+"""
 
 __version__ = "0.1.0"
+
+# Imported lazily so that `import colorize_cli` (and `colorize --version`) stays cheap.
+_EXPORTS = {
+    "Colorizer": "colorize_cli.inference",
+    "read_image": "colorize_cli.image_io",
+    "read_luminance": "colorize_cli.image_io",
+    "write_image": "colorize_cli.image_io",
+    "rgb_to_lab": "colorize_cli.color",
+    "lab_to_rgb": "colorize_cli.color",
+    "build_model": "colorize_cli.models",
+    "MODEL_NAMES": "colorize_cli.models",
+    "save_checkpoint": "colorize_cli.checkpoint",
+    "load_checkpoint": "colorize_cli.checkpoint",
+    "plan_jobs": "colorize_cli.discovery",
+    "run_batch": "colorize_cli.batch",
+    "evaluate_folder": "colorize_cli.evaluate",
+    "prep_dataset": "colorize_cli.dataset_prep",
+    "train": "colorize_cli.training",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'colorize_cli' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -51,3 +51,12 @@ def test_device_choice():
             resolve_device("cuda")
         result = invoke("photos", "--device", "cuda")
         assert result.exit_code == 2 and "CUDA is not available" in result.output
+
+
+def test_library_api_is_importable_from_the_package():
+    import colorize_cli
+
+    for name in colorize_cli.__all__:
+        assert getattr(colorize_cli, name) is not None
+    with pytest.raises(AttributeError):
+        colorize_cli.no_such_thing
