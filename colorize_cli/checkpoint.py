@@ -94,6 +94,17 @@ def verify_checksum(path):
             return
 
 
+def record_checksum(path):
+    """Add or replace `path`'s line in the SHA256SUMS beside it (what verify_checksum checks)."""
+    path = Path(path)
+    sums_file = path.parent / CHECKSUMS_FILE
+    lines = sums_file.read_text().splitlines() if sums_file.is_file() else []
+    kept = [line for line in lines if line.split()[-1:] != [path.name]]
+    entries = sorted([*kept, f"{file_sha256(path)}  {path.name}"], key=lambda line: line.split()[-1])
+    with atomic_write(sums_file) as tmp:
+        tmp.write_text("\n".join(entries) + "\n")
+
+
 def _open(path):
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from colorize_cli.checkpoint import load_checkpoint, save_checkpoint
+from colorize_cli.checkpoint import load_checkpoint, record_checksum, save_checkpoint
 from colorize_cli.datasets import dataset_summary
 from colorize_cli.fsutil import atomic_write
 from colorize_cli.recipes import recipe_class
@@ -41,6 +41,7 @@ def export_run(run_dir, out, *, which="best", notes=None) -> tuple[Path, Path]:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, training=training, metrics=scores, dtype=torch.float16)
+    record_checksum(out)
     card = out.with_suffix(".md")
     text = model_card(out, model, config, training, scores, _gray_scores(records))
     if notes is not None:

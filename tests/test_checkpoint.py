@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from colorize_cli.checkpoint import CheckpointError, load_checkpoint, read_header, save_checkpoint
+from colorize_cli.checkpoint import CheckpointError, load_checkpoint, read_header, record_checksum, save_checkpoint
 from colorize_cli.color import AB_SCALE
 from colorize_cli.models import MODEL_NAMES, build_model
 
@@ -111,7 +111,10 @@ def test_sha256sums_beside_the_file_is_verified(tmp_path):
     (tmp_path / "SHA256SUMS").write_text("0" * 64 + "  cnn.safetensors\n")
     with pytest.raises(CheckpointError, match="SHA-256 does not match"):
         load_checkpoint(path)
-    from colorize_cli.checkpoint import file_sha256
-
-    (tmp_path / "SHA256SUMS").write_text(f"{file_sha256(path)}  cnn.safetensors\n")
+    other = tmp_path / "gan.safetensors"
+    save_checkpoint(other, build_model("gan"))
+    record_checksum(other)
+    record_checksum(path)  # replaces the wrong line, keeps the other
+    assert len((tmp_path / "SHA256SUMS").read_text().splitlines()) == 2
     load_checkpoint(path)
+    load_checkpoint(other)

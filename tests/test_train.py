@@ -25,7 +25,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from colorize_cli import run_folder as run_folder_module
-from colorize_cli.checkpoint import load_checkpoint, read_header
+from colorize_cli.checkpoint import file_sha256, load_checkpoint, read_header
 from colorize_cli.cli import cli
 from colorize_cli.commands.train import Duration
 from colorize_cli.data_order import StepBatches
@@ -291,7 +291,9 @@ def test_export_writes_fp16_weights_and_a_card_from_the_run(validated_run, tmp_p
     assert header["training"]["data"]["images"] == {"train": 16, "val": 3}
     assert header["metrics"]["auc"] == pytest.approx(best["metrics"]["auc"], abs=1e-5)
     with safe_open(str(weights), "pt") as handle:
-        assert {handle.get_tensor(k).dtype for k in handle.keys()}  # noqa: SIM118 (not a dict) == {torch.float16}
+        dtypes = {handle.get_tensor(key).dtype for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    assert dtypes == {torch.float16}
+    assert (tmp_path / "w" / "SHA256SUMS").read_text().split() == [file_sha256(weights), "cnn.safetensors"]
 
     card = (tmp_path / "w" / "cnn.md").read_text()
     for section in ("## Data", "## Recipe", "## Training", "## Validation", "## Reproduce"):
