@@ -2,10 +2,12 @@
 
 Reads and writes run in worker threads (image codecs release the GIL) while the network runs on the
 main thread, once per group of same-size images. Every output is written atomically, so a file under its final name is always complete,
-and an interrupted batch resumes by skipping outputs that exist.
+and an interrupted batch resumes by skipping outputs that exist. A full or read-only output disk stops the
+batch: every later image would fail the same way.
 """
 
 import dataclasses
+import errno
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +20,8 @@ from colorize_cli.diagnostics import write_diagnostics
 from colorize_cli.image_io import ImageReadError, read_luminance, write_image
 
 SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
+# Write errors that every later output would meet too.
+STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass
@@ -52,11 +56,17 @@ def ai_tag(colorizer):
     return f"AI-colorized by colorize {__version__} (model {model}); colours are predicted, not original"
 
 
-def run_batch(jobs, colorizer, options=BatchOptions()):
-    """Colorize `jobs` in order, yielding a Result for each."""
+def run_batch(jobs, colorizer, options=BatchOptions(), should_stop=lambda: False):
+    """Colorize `jobs` in order, yielding a Result for each.
+
+    The batch stops early when `should_stop()` turns true (a signal) or a write fails on a full or read-only
+    disk (STOP_ERRNOS): the images in flight are finished and reported, the rest get no Result.
+    """
     todo = []
     for job in jobs:
-        if job.output.exists() and not options.overwrite:
+        if job.error:
+            yield Result(str(job.source), str(job.output), "failed", error=job.error)
+        elif job.output.exists() and not options.overwrite:
             yield Result(str(job.source), str(job.output), "skipped")
         else:
             todo.append(job)
@@ -73,7 +83,8 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
                 reads.append((job, time.perf_counter(), pool.submit(_read, job.source)))
 
         queue_reads()
-        while reads:
+        stop = False
+        while reads and not stop:
             batch = [reads.popleft() for _ in range(min(options.batch_size, len(reads)))]
             queue_reads()
             for job, started, outcome in _predict_batch(colorizer, batch):
@@ -83,9 +94,14 @@ def run_batch(jobs, colorizer, options=BatchOptions()):
                     work = pool.submit(_colorize_and_write, job, *outcome, colorizer, options)
                     writes.append((job, started, work))
             while len(writes) > workers:
-                yield _finish(*writes.popleft())
+                result, full = _finish(*writes.popleft())
+                yield result
+                stop = stop or full
+            stop = stop or should_stop()
+        for _, _, future in reads:  # read ahead, never to be written after a stop
+            future.cancel()
         while writes:
-            yield _finish(*writes.popleft())
+            yield _finish(*writes.popleft())[0]
 
 
 def _predict_batch(colorizer, batch):
@@ -152,12 +168,15 @@ def _failed_future(err):
 
 
 def _finish(job, started, future):
+    """The Result of a job, and whether its failure stops the batch."""
     try:
         timings = future.result()
     except Exception as err:  # noqa: BLE001 - reported per file, the batch goes on
-        return Result(str(job.source), str(job.output), "failed", error=_cause(err),
-                      seconds=time.perf_counter() - started)
-    return Result(str(job.source), str(job.output), "done", seconds=time.perf_counter() - started, timings=timings)
+        result = Result(str(job.source), str(job.output), "failed", error=_cause(err),
+                        seconds=time.perf_counter() - started)
+        return result, isinstance(err, OSError) and err.errno in STOP_ERRNOS
+    return Result(str(job.source), str(job.output), "done", seconds=time.perf_counter() - started,
+                  timings=timings), False
 
 
 def _cause(err):

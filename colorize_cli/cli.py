@@ -1,9 +1,13 @@
 """The `colorize` command line: a group whose default subcommand colorizes photos."""
 
+import warnings
+
 import click
+from PIL import Image
 
 from colorize_cli import __version__
 from colorize_cli.commands import COMMANDS
+from colorize_cli.progress import one_line
 
 DEFAULT_COMMAND = "colorize"
 
@@ -49,4 +53,12 @@ for command in COMMANDS:
 
 def main():
     """Console-script entry point."""
+    warnings.showwarning = _show_warning
+    # read_image refuses an image over its pixel limit in one line; Pillow's bomb warning would only say it first.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     cli(prog_name="colorize")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line on stderr, without Python's source excerpt: `warning: <message>`."""
+    click.echo(f"warning: {one_line(' '.join(str(message).split()))}", err=True)

@@ -140,7 +140,8 @@ def _chunks(items, size):
 
 
 def _names_digest(chunk):
-    return hashlib.sha256("\n".join(f"{item.name}\t{item.label}" for item in chunk).encode()).hexdigest()
+    names = "\n".join(f"{item.name}\t{item.label}" for item in chunk)
+    return hashlib.sha256(names.encode("utf-8", "surrogateescape")).hexdigest()  # file names need not be UTF-8
 
 
 class _Kept:

@@ -19,11 +19,13 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Job:
-    """One image to colorize: where it is, its path relative to its input root, where it goes."""
+    """One image to colorize: where it is, its path relative to its input root, where it goes; `error` says
+    why it cannot even be tried (a folder that could not be listed)."""
 
     source: Path
     relative: Path
     output: Path
+    error: str | None = None
 
 
 def is_image_name(path):
@@ -31,10 +33,14 @@ def is_image_name(path):
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def walk_images(folder):
-    """Image files under `folder`, recursively, sorted; symlinked folders are not followed (no loops)."""
+def walk_images(folder, unlisted=None):
+    """Image files under `folder`, recursively, sorted; symlinked folders are not followed (no loops).
+
+    The OSError of each folder that cannot be listed (permission denied...) is appended to `unlisted`.
+    """
     found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
+    on_error = unlisted.append if unlisted is not None else None
+    for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root) / name for name in sorted(files) if is_image_name(name) and not name.startswith("."))
     return found
@@ -58,7 +64,7 @@ def plan_jobs(inputs, out_dir, output_format="same"):
     roots = _input_roots(inputs)
     several = len(roots) > 1
     jobs, seen = [], {}
-    for root, files, is_folder in roots:
+    for root, files, unlisted, is_folder in roots:
         prefix = Path(root.name) if several and is_folder else Path()
         for source in files:
             relative = prefix / source.relative_to(root)
@@ -67,23 +73,30 @@ def plan_jobs(inputs, out_dir, output_format="same"):
                 raise InputError(f"{source} and {seen[output]} would both be written to {output}")
             seen[output] = source
             jobs.append(Job(source=source, relative=relative, output=output))
+        for err in unlisted:  # reported as failed jobs: the rest of the tree is still done
+            folder = Path(err.filename)
+            relative = prefix / folder.relative_to(root)
+            error = f"cannot list this folder ({err.strerror or err})"
+            jobs.append(Job(source=folder, relative=relative, output=out_dir / relative, error=error))
     check_output_dir(out_dir, inputs, jobs)
     return jobs
 
 
 def _input_roots(inputs):
-    """Group inputs into (root, files, is_folder): a folder is its own root; loose files share their common folder."""
+    """Group inputs into (root, files, unlisted folders' errors, is_folder): a folder is its own root; loose
+    files share their common folder."""
     roots, loose = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            roots.append((item, walk_images(item), True))
+            unlisted = []
+            roots.append((item, walk_images(item, unlisted), unlisted, True))
         elif item.exists() or item.is_symlink():
             loose.append(item)
         else:
             raise InputError(f"{item}: no such file or folder")
     if loose:
         common = Path(os.path.commonpath([str(p.absolute().parent) for p in loose]))
-        roots.append((common, [p.absolute() for p in loose], False))
+        roots.append((common, [p.absolute() for p in loose], [], False))
     return roots
 
 
@@ -96,15 +109,20 @@ def output_suffix(source, output_format):
 
 def check_output_dir(out_dir, inputs, jobs):
     """Refuse an output folder inside an input folder, or any output that is an input file."""
-    out_resolved = out_dir.resolve()
+    out_resolved = _real_path(out_dir)
     for item in map(Path, inputs):
-        resolved = item.resolve()
+        resolved = _real_path(item)
         if item.is_dir() and (out_resolved == resolved or resolved in out_resolved.parents):
             raise InputError(f"output folder {out_dir} is inside input folder {item}; choose another -o")
-    sources = {job.source.resolve() for job in jobs}
+    sources = {_real_path(job.source) for job in jobs}
     for job in jobs:
-        if job.output.resolve() in sources:
+        if _real_path(job.output) in sources:
             raise InputError(f"{job.output} is an input file; refusing to overwrite it")
+
+
+def _real_path(path):
+    """The absolute path with links resolved; unlike Path.resolve, a symlink loop is not an error."""
+    return Path(os.path.realpath(path))
 
 
 def parse_shard(text):

@@ -27,6 +27,8 @@ from colorize_cli.plots import image_grid, line_plot
 GRAY = "gray"
 # Side of the stored contact-sheet thumbnails: bounds memory when full-size photos are evaluated.
 THUMBNAIL_SIDE = 320
+# Long side / short side kept around the centre square before a --crop resize (photos up to 4:1 are untouched).
+CROP_BAND = 4
 # A photo whose pixels are 99 % below chroma 1 is a gray image (often stored as RGB): it has no colour
 # to score, and the papers' test sets (e.g. ctest10k) exclude such images.
 COLOURLESS_PERCENTILE = 99
@@ -147,6 +149,12 @@ def crop_photo(rgb, crop):
     if not crop:
         return rgb
     height, width = rgb.shape[:2]
+    # Only the centre square is kept: a strip longer than CROP_BAND is cut to it first, or a 1 x 100,000 px
+    # strip would be resized to 256 x 25,600,000 px (79 GB as float RGB) on the way to a 256 px square.
+    band = CROP_BAND * min(height, width)
+    top, left = max(0, (height - band) // 2), max(0, (width - band) // 2)
+    rgb = rgb[top : top + band, left : left + band]
+    height, width = rgb.shape[:2]
     scale = crop / min(height, width)
     if scale != 1.0:
         size = (max(crop, round(height * scale)), max(crop, round(width * scale)))
@@ -186,7 +194,8 @@ def evaluate_folder(
     """
     folder = Path(folder)
     colorizers, predictions = dict(colorizers or {}), dict(predictions or {})
-    paths = walk_images(folder)[:limit]
+    unlisted = []
+    paths = walk_images(folder, unlisted)[:limit]
     num_classes = len(bin_centers())
     sources = {GRAY: ("baseline", "ab = 0")}
     sources.update((name, ("model", _colorizer_source(c))) for name, c in colorizers.items())
@@ -199,7 +208,8 @@ def evaluate_folder(
     ranked_by = [*colorizers, *predictions, GRAY][0]
     extremes = _Extremes(examples, list(tallies))
     class_counts = np.zeros(num_classes)
-    truths, problems = {}, []
+    truths = {}
+    problems = [_unlisted_problem(err, folder) for err in unlisted]
 
     for start in range(0, len(paths), batch_size):
         batch = []
@@ -240,6 +250,11 @@ def evaluate_folder(
 
 class _Unusable(Exception):
     """A photo or prediction that cannot be scored; the message says why in one line."""
+
+
+def _unlisted_problem(err, folder):
+    relative = Path(err.filename).relative_to(folder).as_posix()
+    return Problem(relative, None, f"cannot list this folder ({err.strerror or err})")
 
 
 def _colorizer_source(colorizer):
@@ -474,7 +489,8 @@ def write_report(report, out_dir):
         )
         written.append(sheet_path)
     with atomic_write(md_path) as tmp_path:
-        Path(tmp_path).write_text(report_markdown(report, has_sheet=bool(report.examples)))
+        # File names need not be UTF-8: their odd bytes are written as \udcXX escapes.
+        Path(tmp_path).write_text(report_markdown(report, has_sheet=bool(report.examples)), errors="backslashreplace")
     return [md_path, *written]
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+_LONGEST_NAME = 240  # of a file name kept in its temp file's name: ".NAME.tmp-" and 8 hex digits add 14 bytes
 
 
 @contextmanager
@@ -35,7 +38,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.tmp-"
+    name = path.name
+    if len(os.fsencode(name)) > _LONGEST_NAME:  # the temp name must fit the 255-byte limit of most file systems
+        name = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return f".{name}.tmp-"
 
 
 def _fsync(path: Path, flags: int) -> None:

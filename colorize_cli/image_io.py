@@ -1,6 +1,6 @@
 """Photo files in and out: pixels as float arrays, upright, with their EXIF and ICC profile carried along.
 
-Reading: any file Pillow opens (first frame of GIF/WebP/TIFF). Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits
+Reading: any file Pillow opens (the first frame of GIF/WebP/TIFF, with a warning when there are more). Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits
 go through tifffile when it has their codec (none, deflate, packbits...): it keeps 16 bits, which Pillow
 cannot for colour. Other TIFFs (LZW, JPEG, G4, palette, CMYK) go through Pillow. What each file becomes:
   1, L, gray palette, I;16*, I, F, gray TIFF  -> gray (H, W); I;16 and deeper -> bit_depth 16
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -101,11 +102,14 @@ def read_image(path: str | os.PathLike) -> Photo:
     """Read a photo (see the module docstring for what each kind of file becomes); raises ImageReadError."""
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
+    _require_regular_file(path)
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:  # Pillow only warns up to twice its limit
                 raise Image.DecompressionBombError(im.size)
             samples, premultiplied = _samples(path, im)
+            if _more_frames(im):
+                warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=2)
             # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
             exif = im.getexif()
             pixels, bit_depth = _to_unit(_orient(samples, exif.get(_Tag.Orientation, 1)), premultiplied)
@@ -125,6 +129,24 @@ def read_image(path: str | os.PathLike) -> Photo:
     if icc is not None and _icc_space(icc) != (b"GRAY" if pixels.ndim == 2 else b"RGB "):
         icc = None
     return Photo(pixels, bit_depth, exif_bytes, icc, fmt)
+
+
+def _more_frames(im: Image.Image) -> bool:
+    """Whether the file holds pages or frames after the first (Pillow tells without decoding them)."""
+    try:
+        return bool(getattr(im, "is_animated", False))
+    except (OSError, *_DECODE_ERRORS):  # a damaged later frame does not spoil the first
+        return False
+
+
+def _require_regular_file(path: str | os.PathLike) -> None:
+    """Refuse what is not a plain file (after links): reading a FIFO or a device would wait or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise ImageReadError(path, err.strerror or err) from None
+    if not stat.S_ISREG(mode):
+        raise ImageReadError(path, "not a regular file (a folder, pipe, device or socket)")
 
 
 def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:

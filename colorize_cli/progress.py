@@ -8,6 +8,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
+def one_line(text):
+    """`text` with control characters escaped (a file name may hold a newline), so that a report stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class _Reporter:
     def __init__(self, progress, task, enabled):
         self.progress, self.task, self.enabled = progress, task, enabled
@@ -16,10 +21,12 @@ class _Reporter:
         if self.progress is not None:
             self.progress.advance(self.task)
         elif self.enabled and result.status != "failed":
-            click.echo(f"{result.status}: {result.source} -> {result.output} ({result.seconds:.2f}s)", err=True)
+            line = f"{result.status}: {result.source} -> {result.output} ({result.seconds:.2f}s)"
+            click.echo(one_line(line), err=True)
 
     def error(self, line):
         # Errors are always shown, above the bar when there is one.
+        line = one_line(line)
         if self.progress is not None:
             self.progress.console.print(line, markup=False, highlight=False)
         else:

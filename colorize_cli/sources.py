@@ -188,7 +188,11 @@ def _file_reason(path, options):
 
 def _folder_items(root, options, tally, limit):
     exclude = options.exclude.resolve() if options.exclude else None
-    for folder, dirs, files in os.walk(root, followlinks=False):
+
+    def unlisted(err):
+        tally.skipped["unreadable_folder"] += 1
+
+    for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
         here = Path(folder)
         kept = []
         for name in sorted(dirs):

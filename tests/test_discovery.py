@@ -1,11 +1,16 @@
 """Input discovery, tree mirroring, refusal to write over inputs, and sharding."""
 
 import io
+import os
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colorize_cli.discovery import (
     InputError,
+    Job,
     default_output_dir,
     in_shard,
     parse_shard,
@@ -82,3 +87,16 @@ def test_shards_partition_exactly(tmp_path):
     for bad in ["0/4", "5/4", "x", "1/"]:
         with pytest.raises(InputError):
             parse_shard(bad)
+
+
+# Any name a POSIX file system holds: bytes without '/' or NUL, decoded as Python does (odd bytes as surrogates).
+_names = st.binary(min_size=1, max_size=12).filter(lambda raw: b"/" not in raw and b"\0" not in raw).map(os.fsdecode)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.lists(_names, min_size=1, max_size=3).map(lambda parts: Path(*parts)), max_size=40),
+       st.integers(1, 16))
+def test_every_file_is_in_exactly_one_shard(relatives, count):
+    jobs = [Job(source=Path("in") / relative, relative=relative, output=Path("out") / relative) for relative in relatives]
+    for job in jobs:
+        assert sum(in_shard(job, index, count) for index in range(1, count + 1)) == 1

@@ -65,6 +65,12 @@ def test_crop_photo_resizes_the_short_side_then_takes_the_centre():
     np.testing.assert_array_equal(crop_photo(rgb, 40), rgb[:, 4:44])
 
 
+def test_a_long_strip_is_cut_before_it_is_resized():
+    strip = np.random.default_rng(1).random((2, 100_000, 3)).astype(np.float32)
+    # Resized whole, it would become a 256 x 12,800,000 float image (39 GB) on the way to the 256 px square.
+    assert crop_photo(strip, 256).shape == (256, 256, 3)
+
+
 def test_method_names_are_short_and_unique():
     assert method_names(["gan", "runs/x/best.safetensors", "out/deoldify/"]) == ["gan", "best", "deoldify"]
     assert method_names(["a/best.safetensors", "b/best.safetensors"]) == ["a/best.safetensors", "b/best.safetensors"]

@@ -1,6 +1,7 @@
 """`colorize colorize PATH...` (the default command): the batch job."""
 
 import json
+import signal
 import sys
 
 import click
@@ -11,6 +12,7 @@ from colorize_cli.commands.common import device_option, user_errors
 from colorize_cli.discovery import InputError, default_output_dir, in_shard, parse_shard, plan_jobs, read_path_list
 from colorize_cli.inference import DEFAULT_MODEL, Colorizer
 from colorize_cli.progress import progress_reporter
+from colorize_cli.stop_signals import StopSignals
 
 
 @click.command(
@@ -24,8 +26,9 @@ Examples:
   colorize ./box --shard 3/8 -o out/          # machine 3 of 8 takes its 1/8 of the files
 
 \b
-Exit codes: 0 every image done (or already done), 1 some image failed, 2 usage error
-or no usable model.""",
+Exit codes: 0 every image done (or already done), 1 some image failed (a full or
+read-only output disk stops the batch: free space and rerun to resume), 2 usage error
+or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).""",
 )
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("--files-from", type=click.File("r"), help="Read input paths from FILE, one per line (- for stdin).")
@@ -63,16 +66,25 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
         jobs = [job for job in jobs if in_shard(job, index, count)]
     colorizer = Colorizer.from_checkpoint(model, device, render_size, saturation)
     options = BatchOptions(overwrite, quality, diagnostics, workers, batch_size)
-    failed = 0
-    with progress_reporter(len(jobs), enabled=not (quiet or as_json)) as report:
-        for result in run_batch(jobs, colorizer, options):
+    finished = failed = 0
+    with StopSignals() as signals, progress_reporter(len(jobs), enabled=not (quiet or as_json)) as report:
+        for result in run_batch(jobs, colorizer, options, should_stop=lambda: signals.reason is not None):
+            finished += 1
             failed += result.status == "failed"
             if as_json:
                 click.echo(json.dumps(result.as_dict()))
             if result.status == "failed":
                 report.error(f"error: {result.source}: {result.error}")
             report.advance(result)
+        untried = len(jobs) - finished
+        if signals.reason:
+            report.error(f"stopped by {signals.reason}: {untried} image(s) not tried; rerun to resume")
+        elif untried:
+            report.error(f"error: stopped with {untried} image(s) not tried: the output disk is full or read-only; "
+                         "make room and rerun to resume")
     if not (quiet or as_json):
-        done = len(jobs) - failed
+        done = finished - failed
         click.echo(f"{done} of {len(jobs)} image(s) colorized or already done, {failed} failed", err=True)
-    sys.exit(1 if failed else 0)
+    if signals.reason:
+        sys.exit(128 + signal.Signals[signals.reason])
+    sys.exit(1 if failed or untried else 0)

@@ -13,6 +13,7 @@ from rich.table import Table
 from colorize_cli.checkpoint import CheckpointError
 from colorize_cli.commands.common import FatalError, device_option, user_errors
 from colorize_cli.evaluate import evaluate_folder, resolve_methods, write_report
+from colorize_cli.progress import one_line
 
 # Problems listed on the terminal; report.md and report.json list them all.
 SHOWN_PROBLEMS = 10
@@ -91,7 +92,10 @@ def evaluate_command(
         )
     if report.found == 0:
         raise FatalError(f"no images under {photos}")
-    written = write_report(report, out_dir) if out_dir else []
+    try:
+        written = write_report(report, out_dir) if out_dir else []
+    except OSError as err:
+        raise click.ClickException(f"{out_dir}: cannot write the report ({err.strerror or err})") from None
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
         return
@@ -131,8 +135,9 @@ def _print_summary(report, written):
         console.print(f"{len(report.problems)} problem(s):", style="yellow")
         for problem in report.problems[:SHOWN_PROBLEMS]:
             where = f" ({problem.method})" if problem.method else ""
-            console.print(f"  {problem.path}{where}: {problem.reason}", markup=False, highlight=False)
+            line = one_line(f"  {problem.path}{where}: {problem.reason}")
+            console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each, never wrapped
         if len(report.problems) > SHOWN_PROBLEMS:
             console.print(f"  ... and {len(report.problems) - SHOWN_PROBLEMS} more in the report", highlight=False)
     for path in written:
-        console.print(f"wrote {path}", markup=False, highlight=False)
+        console.print(one_line(f"wrote {path}"), markup=False, highlight=False, soft_wrap=True)

@@ -99,7 +99,11 @@ def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chr
         download=DownloadOptions(workers=download_workers, retries=retries, max_bytes=max_download_mb * MB),
         progress=not quiet,
     )
-    report = prep_dataset(list(sources), out, options)
+    try:
+        report = prep_dataset(list(sources), out, options)
+    except OSError as err:  # reading errors are counted per photo: this is the output's disk, full or read-only
+        raise click.ClickException(f"{out}: cannot write the training set ({err.strerror or err}); "
+                                   "finished shards are kept, rerun to resume") from None
     kept = report.images["train"] + report.images["val"]
     click.echo(f"{out}: {kept} photos kept (train {report.images['train']}, val {report.images['val']}) "
                f"of {report.candidates} candidates in {report.seconds:.1f} s "
