@@ -1,9 +1,9 @@
 """The batch job: colorize planned jobs one by one, never touching inputs, each failure contained.
 
 Reads and writes run in worker threads (image codecs release the GIL) while the network runs on the
-main thread, once per group of same-size images. Every output is written atomically, so a file under its final name is always complete,
-and an interrupted batch resumes by skipping outputs that exist. A full or read-only output disk stops the
-batch: every later image would fail the same way.
+main thread, once per group of same-size images. Every output is written atomically, so a file under
+its final name is always complete, and an interrupted batch resumes by skipping outputs that exist.
+A full or read-only output disk stops the batch: every later image would fail the same way.
 """
 
 import dataclasses

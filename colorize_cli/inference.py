@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from colorize_cli.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from colorize_cli.color import lab_to_rgb, normalize_l, unit_to_ab
-from colorize_cli.upsample import guided_coefficients, guided_upsample_rows
+from colorize_cli.upsample import guided_coefficients, guided_upsample, guided_upsample_rows
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
@@ -98,10 +98,7 @@ class Colorizer:
     def predict_ab(self, L):
         """Full-resolution ab [B,2,H,W] (Lab units) for L [B,1,H,W], on the colorizer's device."""
         low = self.predict_low(L)
-        slope, offset = guided_coefficients(low.guide, low.ab)
-        height, width = L.shape[-2:]
-        guide = L.to(self.device, torch.float32) / 100.0
-        return guided_upsample_rows(slope, offset, guide, width, height, 0) * self.saturation
+        return guided_upsample(low.ab, low.guide, L.to(self.device, torch.float32) / 100.0) * self.saturation
 
     @torch.inference_mode()
     def colorize_l(self, L, bit_depth=None, low=None):
