@@ -136,10 +136,8 @@ def _predict_batch(colorizer, batch):
 def _read(source):
     clock = time.perf_counter()
     L, photo = read_luminance(source)
-    # Only L and the metadata are needed from here on: drop the full-size float pixels early.
     # A gray ICC profile cannot describe an RGB output; a colour one still applies.
-    icc = photo.icc_profile if photo.pixels.ndim == 3 else None
-    photo = dataclasses.replace(photo, pixels=None, icc_profile=icc)
+    photo = dataclasses.replace(photo, icc_profile=photo.icc_profile if photo.colour else None)
     return L, photo, time.perf_counter() - clock
 
 

@@ -15,6 +15,8 @@ the returned pixels (a CMYK profile is dropped with the conversion to RGB).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import lzma
 import os
 import stat
@@ -77,13 +79,17 @@ _STRIP_PIXELS = 1 << 18
 
 @dataclass
 class Photo:
-    """A decoded photo: float32 pixels in [0, 1], gray (H, W) or colour (H, W, 3), already upright."""
+    """A decoded photo: float32 pixels in [0, 1], gray (H, W) or colour (H, W, 3), already upright.
 
-    pixels: np.ndarray
+    read_luminance leaves `pixels` out (None): it goes from the stored samples to L directly.
+    """
+
+    pixels: np.ndarray | None
     bit_depth: int  # 8 or 16: the precision the file held
     exif: bytes | None  # orientation reset to 1
     icc_profile: bytes | None
     format: str  # Pillow's name: "JPEG", "PNG", "TIFF", ...
+    colour: bool  # three channels (even if they happen to be equal) rather than one
 
 
 class ImageReadError(ValueError):
@@ -100,6 +106,21 @@ class ImageReadError(ValueError):
 
 def read_image(path: str | os.PathLike) -> Photo:
     """Read a photo (see the module docstring for what each kind of file becomes); raises ImageReadError."""
+    samples, premultiplied, photo = _decode(path)
+    pixels, _ = _to_unit(samples, premultiplied)
+    return dataclasses.replace(photo, pixels=pixels)
+
+
+def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
+    """CIE L* in [0, 100] (float32, H x W) of the photo at `path`, and the photo without its pixels."""
+    samples, premultiplied, photo = _decode(path)
+    if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] in (1, 3):  # no alpha: per-code tables
+        return _lightness_of_codes(samples), photo
+    return luminance(_to_unit(samples, premultiplied)[0]), photo
+
+
+def _decode(path: str | os.PathLike) -> tuple[np.ndarray, bool, Photo]:
+    """Upright samples (H, W, C) as stored, whether alpha is premultiplied, and the photo minus its pixels."""
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
     _require_regular_file(path)
@@ -109,10 +130,11 @@ def read_image(path: str | os.PathLike) -> Photo:
                 raise Image.DecompressionBombError(im.size)
             samples, premultiplied = _samples(path, im)
             if _more_frames(im):
-                warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=2)
+                warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=3)
             # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
             exif = im.getexif()
-            pixels, bit_depth = _to_unit(_orient(samples, exif.get(_Tag.Orientation, 1)), premultiplied)
+            samples = _orient(samples, exif.get(_Tag.Orientation, 1))
+            bit_depth = _bit_depth(samples)
             tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
             exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
             icc = im.info.get("icc_profile")
@@ -126,9 +148,10 @@ def read_image(path: str | os.PathLike) -> Photo:
         raise ImageReadError(path, err.strerror or err) from err
     except _DECODE_ERRORS as err:
         raise ImageReadError(path, err) from err
-    if icc is not None and _icc_space(icc) != (b"GRAY" if pixels.ndim == 2 else b"RGB "):
+    colour = samples.shape[2] >= 3
+    if icc is not None and _icc_space(icc) != (b"RGB " if colour else b"GRAY"):
         icc = None
-    return Photo(pixels, bit_depth, exif_bytes, icc, fmt)
+    return samples, premultiplied, Photo(None, bit_depth, exif_bytes, icc, fmt, colour)
 
 
 def _more_frames(im: Image.Image) -> bool:
@@ -149,12 +172,6 @@ def _require_regular_file(path: str | os.PathLike) -> None:
         raise ImageReadError(path, "not a regular file (a folder, pipe, device or socket)")
 
 
-def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
-    """CIE L* in [0, 100] (float32, H x W) of the photo at `path`, and the photo."""
-    photo = read_image(path)
-    return luminance(photo.pixels), photo
-
-
 def luminance(pixels: np.ndarray) -> np.ndarray:
     """CIE L* (float32, H x W) of sRGB pixels, gray (H, W) or colour (H, W, 3), as skimage's rgb2lab gives it."""
     lightness = np.empty(pixels.shape[:2], np.float32)
@@ -165,6 +182,30 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
         y = linear if linear.ndim == 2 else linear @ _SRGB_TO_Y  # the Y row sums to 1: gray v has Y = linear v
         lightness[top : top + rows] = np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
     return lightness
+
+
+def _lightness_of_codes(samples: np.ndarray) -> np.ndarray:
+    """luminance() of integer samples (H, W, 1 or 3) through per-code tables: no float copy of the image."""
+    if samples.shape[2] == 1:
+        return _code_tables(samples.dtype.str)[1][samples[..., 0]]
+    linear_of_code = _code_tables(samples.dtype.str)[0]
+    y_weights = _SRGB_TO_Y.astype(np.float32)
+    lightness = np.empty(samples.shape[:2], np.float32)
+    rows = max(1, _STRIP_PIXELS // samples.shape[1])
+    for top in range(0, len(lightness), rows):
+        y = linear_of_code[samples[top : top + rows]] @ y_weights
+        lightness[top : top + rows] = np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
+    return lightness
+
+
+@functools.cache
+def _code_tables(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """For every code of an unsigned integer type: its linear light and its L* as a gray value (float32)."""
+    codes = np.arange(np.iinfo(np.dtype(dtype)).max + 1)
+    value = codes / codes[-1]
+    linear = np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+    lightness = np.where(linear > _LAB_EPSILON, 116 * np.cbrt(linear) - 16, _LAB_KAPPA * linear)
+    return linear.astype(np.float32), lightness.astype(np.float32)
 
 
 def write_image(
@@ -262,14 +303,17 @@ def _orient(samples: np.ndarray, orientation: int) -> np.ndarray:
     return turn(samples) if turn else samples
 
 
+def _bit_depth(samples: np.ndarray) -> int:
+    """8 or 16: the precision of the stored samples (floats count as 16)."""
+    if samples.dtype.kind not in "uf":
+        raise ValueError(f"unsupported sample type {samples.dtype}")
+    return 8 if samples.dtype == np.uint8 else 16
+
+
 def _to_unit(samples: np.ndarray, premultiplied: bool) -> tuple[np.ndarray, int]:
     """Float32 C-ordered pixels in [0, 1] and bit depth; alpha composited on white; one channel -> (H, W)."""
-    if samples.dtype.kind == "u":
-        bit_depth, top = (8 if samples.dtype.itemsize == 1 else 16), np.iinfo(samples.dtype).max
-    elif samples.dtype.kind == "f":
-        bit_depth, top = 16, 1
-    else:
-        raise ValueError(f"unsupported sample type {samples.dtype}")
+    bit_depth = _bit_depth(samples)
+    top = np.iinfo(samples.dtype).max if samples.dtype.kind == "u" else 1
     pixels = samples.astype(np.float32, order="C")
     if top == 1:
         np.clip(pixels, 0, 1, out=pixels)

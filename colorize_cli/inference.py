@@ -9,13 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from colorize_cli.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from colorize_cli.color import lab_to_rgb, normalize_l, unit_to_ab
-from colorize_cli.upsample import guided_coefficients, guided_upsample, guided_upsample_rows
+from colorize_cli.color import normalize_l, unit_to_ab
+from colorize_cli.render import fold_coefficients, render
+from colorize_cli.upsample import guided_coefficients, guided_upsample
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
-# Full-resolution pixels converted per step: bounds the colour-maths temporaries (~100 B/px each strip).
-STRIP_PIXELS = 1 << 18
 
 
 def weights_dir():
@@ -107,24 +106,7 @@ class Colorizer:
         Returns float32 sRGB in [0,1] (H,W,3), or uint8/uint16 when bit_depth is 8/16, which saves
         the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L.
         """
-        height, width = L.shape
         if low is None:
             low = self.predict_low(torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None])
-        slope, offset = guided_coefficients(low.guide, low.ab)
-        dtype = {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth]
-        out = np.empty((height, width, 3), dtype=dtype)
-        strip_rows = max(1, STRIP_PIXELS // width)
-        for top in range(0, height, strip_rows):
-            L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + strip_rows], dtype=np.float32))
-            L_rows = L_rows.to(self.device)[None, None]
-            ab_rows = guided_upsample_rows(slope, offset, L_rows / 100.0, width, height, top)
-            rgb = lab_to_rgb(torch.cat([L_rows, ab_rows * self.saturation], dim=1))[0]
-            out[top : top + strip_rows] = _to_dtype(rgb.permute(1, 2, 0), dtype).cpu().numpy()
-        return out
-
-
-def _to_dtype(rgb, dtype):
-    if dtype == np.float32:
-        return rgb
-    peak = np.iinfo(dtype).max
-    return (rgb * peak).round_().clamp_(0, peak).to(torch.int32 if dtype == np.uint16 else torch.uint8)
+        folded = fold_coefficients(*guided_coefficients(low.guide, low.ab), self.saturation)
+        return render(L, folded, bit_depth, self.device)

@@ -33,31 +33,12 @@ def guided_coefficients(guide_low, ab_low, radius=2, eps=1e-3):
     return _box_mean(slope, radius), _box_mean(offset, radius)
 
 
-def bilinear_rows(low, full_height, full_width, row_start, row_stop):
-    """Bilinear upsampling of `low` [B,C,h,w] to full size, computed only for rows [row_start, row_stop).
-
-    Matches F.interpolate(..., mode="bilinear", align_corners=False) on those rows, so a large image
-    can be processed in strips without a full-size temporary.
-    """
-    rows = torch.arange(row_start, row_stop, device=low.device, dtype=low.dtype)
-    cols = torch.arange(full_width, device=low.device, dtype=low.dtype)
-    grid_y = (2 * rows + 1) / full_height - 1
-    grid_x = (2 * cols + 1) / full_width - 1
-    grid = torch.stack(torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)
-    grid = grid.unsqueeze(0).expand(low.shape[0], -1, -1, -1)
-    return F.grid_sample(low, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def guided_upsample_rows(slope, offset, guide_rows, full_width, full_height, row_start):
-    """Apply the fitted coefficients to full-resolution guide rows [B,1,rows,W] -> ab rows [B,2,rows,W]."""
-    row_stop = row_start + guide_rows.shape[-2]
-    slope_rows = bilinear_rows(slope, full_height, full_width, row_start, row_stop)
-    offset_rows = bilinear_rows(offset, full_height, full_width, row_start, row_stop)
-    return slope_rows * guide_rows + offset_rows
-
-
 def guided_upsample(ab_low, guide_low, guide_full, radius=2, eps=1e-3):
-    """Upsample ab_low [B,2,h,w] to guide_full's size [B,1,H,W], following the guide's edges."""
+    """Upsample ab_low [B,2,h,w] to guide_full's size [B,1,H,W], following the guide's edges.
+
+    The reference form; `render` applies the same coefficients fused with the colour conversion, in strips.
+    """
     slope, offset = guided_coefficients(guide_low, ab_low, radius, eps)
-    height, width = guide_full.shape[-2:]
-    return guided_upsample_rows(slope, offset, guide_full, width, height, 0)
+    size = guide_full.shape[-2:]
+    slope, offset = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (slope, offset))
+    return slope * guide_full + offset

@@ -288,9 +288,23 @@ def test_luminance_matches_skimage_for_colour_and_gray(tmp_path, monkeypatch):
     lightness, photo = read_luminance(tmp_path / "c.png")
     gray_lightness, _ = read_luminance(tmp_path / "g.png")
 
-    assert lightness.dtype == np.float32 and lightness.shape == rgb.shape[:2] and photo.pixels.shape == rgb.shape
+    assert lightness.dtype == np.float32 and lightness.shape == rgb.shape[:2] and photo.colour
     assert np.abs(lightness - color.rgb2lab(rgb / 255)[..., 0]).max() < 1e-3
     assert np.abs(gray_lightness - color.rgb2lab(color.gray2rgb(gray / 255))[..., 0]).max() < 1e-3
+
+
+def test_16bit_luminance_matches_skimage_and_read_image(tmp_path):
+    rgb = RNG.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "g.tif", rgb[..., 0], photometric="minisblack")
+
+    for name, expected_rgb in [("c.tif", rgb / 65535), ("g.tif", color.gray2rgb(rgb[..., 0] / 65535))]:
+        lightness, photo = read_luminance(tmp_path / name)
+        assert photo.bit_depth == 16 and photo.pixels is None
+        assert np.abs(lightness - color.rgb2lab(expected_rgb)[..., 0]).max() < 1e-3
+        # the per-code tables give what the float path gives
+        pixels = read_image(tmp_path / name).pixels
+        assert np.abs(lightness - image_io.luminance(pixels)).max() < 1e-3
 
 
 # --- writing ------------------------------------------------------------------------------------------

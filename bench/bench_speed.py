@@ -1,0 +1,266 @@
+"""Speed of `colorize` beside the I/O floor and the peers' networks, measured in one run -> bench/RESULTS.md.
+
+Usage: python bench/bench_speed.py [--model gan] [--device cpu] [--out bench/RESULTS.md] [--quick]
+(`make bench` runs it). Three parts, all in this one run so that their ratios are fair on a noisy machine:
+  1. End to end: the batch job (`run_batch`, what the CLI runs) on folders of generated gray JPEGs at
+     0.3, 3, 12 and 24 MP and on a 100 MP 16-bit TIFF, each folder in a fresh process (its own peak RSS),
+     with the time split between read (decode + L), network, upsampling + colour (one fused pass) and write.
+  2. The I/O floor: decode each file and encode an RGB output of the same size and format, with the same
+     libraries and thread count, and nothing else.
+  3. Networks at the same working size, random-initialised where weights are not shipped (speed does not
+     depend on them): each model of ours and the peers (bench/peers.py), at batch 1 and 8.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # the package and bench/peers.py
+
+# (label, (height, width), files, bits): counts keep each folder at a few seconds on 2 cores.
+SETS = [
+    ("0.3 MP JPEG", (480, 640), 24, 8),
+    ("3 MP JPEG", (1500, 2000), 8, 8),
+    ("12 MP JPEG", (3000, 4000), 4, 8),
+    ("24 MP JPEG", (4000, 6000), 2, 8),
+    ("100 MP 16-bit TIFF", (8192, 12208), 1, 16),
+]
+QUICK_SETS = [("0.3 MP JPEG", (480, 640), 4, 8), ("3 MP JPEG", (1500, 2000), 2, 8), ("16-bit TIFF", (600, 800), 1, 16)]
+WORKING_SIZE = (256, 256)
+WORKERS = 2
+
+# Runs in a fresh process: the same pipeline as the CLI (plan_jobs, Colorizer, run_batch), timed after loading.
+DRIVER = """
+import json, resource, sys, time
+import torch
+from colorize_cli.batch import BatchOptions, run_batch
+from colorize_cli.discovery import plan_jobs
+from colorize_cli.inference import Colorizer
+source, out, model, device, workers = sys.argv[1:6]
+colorizer = Colorizer.from_checkpoint(model, device)
+jobs = plan_jobs([source], out)
+start = time.perf_counter()
+results = list(run_batch(jobs, colorizer, BatchOptions(overwrite=True, workers=int(workers))))
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
+seconds = time.perf_counter() - start
+failed = [r.error for r in results if r.status != "done"]
+stages = {}
+for result in results:
+    for stage, value in result.timings.items():
+        stages[stage] = stages.get(stage, 0.0) + value
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"seconds": seconds, "stages": stages, "peak_rss": rss, "failed": failed}))
+"""
+
+
+def make_photo(shape, bits, seed):
+    """A gray photo-like image: skimage photos tiled and resized, plus film grain (so codecs work as on scans)."""
+    from PIL import Image
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    tiles = [data.camera(), (data.astronaut() @ [0.299, 0.587, 0.114]).astype(np.uint8), data.coffee()[..., 1]]
+    tile = Image.fromarray(tiles[seed % len(tiles)]).resize((shape[1], shape[0]), Image.BICUBIC)
+    grain = rng.normal(0, 4.0, shape).astype(np.float32)
+    pixels = np.clip(np.asarray(tile, np.float32) + grain, 0, 255)
+    return (pixels * 257).astype(np.uint16) if bits == 16 else pixels.astype(np.uint8)
+
+
+def make_inputs(root, sets):
+    """One folder per set of generated photos; returns [(label, folder, files, megapixels per file)]."""
+    import tifffile
+    from PIL import Image
+
+    folders = []
+    for index, (label, shape, count, bits) in enumerate(sets):
+        folder = root / f"set{index}"
+        folder.mkdir()
+        for n in range(count):
+            pixels = make_photo(shape, bits, n)
+            if bits == 16:
+                tifffile.imwrite(folder / f"scan{n}.tif", pixels)
+            else:
+                Image.fromarray(pixels).save(folder / f"photo{n}.jpg", quality=90)
+        folders.append((label, folder, sorted(folder.iterdir()), shape[0] * shape[1] / 1e6))
+    return folders
+
+
+def io_floor(files, out, workers=WORKERS):
+    """Seconds to decode every file and encode an RGB image of its size and format, in `workers` threads."""
+    import tifffile
+    from PIL import Image
+
+    out.mkdir(exist_ok=True)
+
+    def one(path):
+        target = out / path.name
+        if path.suffix == ".tif":
+            gray = tifffile.imread(path)
+            tifffile.imwrite(target, np.repeat(gray[..., None], 3, axis=2), photometric="rgb")
+        else:
+            with Image.open(path) as im:
+                im.convert("RGB").save(target, quality=95, subsampling=0)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, files))
+    return time.perf_counter() - start
+
+
+def colorize_end_to_end(folder, out, model, device):
+    """The batch job on one folder in a fresh process: its timings and peak RSS."""
+    command = [sys.executable, "-c", DRIVER, str(folder), str(out), model, device, str(WORKERS)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    if result.returncode != 0:
+        raise SystemExit(f"colorize run failed on {folder}:\n{result.stderr}")
+    report = json.loads(result.stdout.splitlines()[-1])
+    if report["failed"]:
+        raise SystemExit(f"colorize failed on some files: {report['failed']}")
+    return report
+
+
+def network_speed(module, batch, device, min_seconds=1.0):
+    """Images per second of the module's inference call at WORKING_SIZE and `batch` (fp32, inference mode).
+
+    Ours run `predict_ab` (what colorize calls: for classification it includes the annealed mean).
+    """
+    import torch
+
+    x = torch.randn(batch, 1, *WORKING_SIZE, device=device)
+    module = module.to(device).eval()
+    forward = getattr(module, "predict_ab", module)
+    with torch.inference_mode():
+        forward(x)  # warm-up: oneDNN picks its kernels for this shape
+        runs, start = 0, time.perf_counter()
+        while True:
+            forward(x)
+            runs += 1
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds or runs >= 20:
+                return runs * batch / elapsed
+
+
+def our_networks(device):
+    """Each model of the zoo: shipped weights where present, else the default config random-initialised."""
+    from colorize_cli.checkpoint import load_checkpoint
+    from colorize_cli.inference import weights_dir
+    from colorize_cli.models import MODEL_NAMES, build_model
+
+    for name in MODEL_NAMES:
+        path = weights_dir() / f"{name}.safetensors"
+        model = load_checkpoint(path, device)[0] if path.is_file() else build_model(name)
+        yield name, model, path.is_file()
+
+
+def machine_line():
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical cores; Python {platform.python_version()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} intra-op threads")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="Model measured end to end [default: colorize's default].")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="Small inputs and batch 1 only (a smoke test).")
+    args = parser.parse_args()
+
+    import torch
+
+    from colorize_cli.inference import DEFAULT_MODEL
+    import peers
+
+    model = args.model or DEFAULT_MODEL
+    started = time.perf_counter()
+    lines = [
+        "# Speed: colorize end to end, the I/O floor and the networks, measured in one run",
+        "",
+        f"Machine: {machine_line()}; device `{args.device}`.",
+        f"Command: `python bench/bench_speed.py{' --quick' if args.quick else ''} --device {args.device}` "
+        f"(`make bench`), {time.strftime('%Y-%m-%d')}.",
+        "",
+        f"## End to end: `{model}` vs the I/O floor",
+        "",
+        f"Gray photos generated by the benchmark; {WORKERS} read/write threads in both columns. Floor: decode each "
+        "file and encode an RGB output of its size and format with the same libraries (Pillow JPEG q95 4:4:4, "
+        "tifffile), nothing else. Stage shares are of the summed per-image times (threads overlap them).",
+        "",
+        "| input | files | floor img/s | colorize img/s | colorize MP/s | colorize / floor time | peak RSS MiB "
+        "| read | network | upsample + colour | write |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    ratios = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for label, folder, files, megapixels in make_inputs(root, QUICK_SETS if args.quick else SETS):
+            floor = io_floor(files, root / f"floor-{folder.name}")
+            report = colorize_end_to_end(folder, root / f"out-{folder.name}", model, args.device)
+            seconds, stages = report["seconds"], report["stages"]
+            total = sum(stages.values()) or 1.0
+            share = {k: f"{100 * stages.get(k, 0) / total:.0f} %" for k in ("read", "network", "colour", "write")}
+            ratios[label] = seconds / floor
+            lines.append(
+                f"| {label} | {len(files)} | {len(files) / floor:.2f} | {len(files) / seconds:.2f} "
+                f"| {len(files) * megapixels / seconds:.1f} | {seconds / floor:.2f}x | {report['peak_rss'] / 2**20:.0f} "
+                f"| {share['read']} | {share['network']} | {share['colour']} | {share['write']} |"
+            )
+            print(lines[-1], flush=True)
+
+        lines += [
+            "",
+            f"## Networks at the working size {WORKING_SIZE[0]}x{WORKING_SIZE[1]} (fp32, inference mode)",
+            "",
+            "Ours with the shipped weights; the peers random-initialised (their weights cannot be downloaded; "
+            "speed does not depend on them).",
+            "",
+            "| network | parameters | img/s batch 1 | img/s batch 8 |",
+            "|---|--:|--:|--:|",
+        ]
+        batches = (1,) if args.quick else (1, 8)
+        speeds = {}
+        networks = [(name, net, shipped) for name, net, shipped in our_networks(args.device)]
+        networks += [(name, build(), False) for name, build in peers.PEERS.items()]
+        for name, net, shipped in networks:
+            speeds[name] = {batch: network_speed(net, batch, args.device) for batch in batches}
+            cells = " | ".join(f"{speeds[name].get(b, 0):.2f}" if b in speeds[name] else "-" for b in (1, 8))
+            lines.append(f"| {name}{'' if shipped or name in peers.PEERS else ' (random init)'} "
+                         f"| {peers.parameter_count(net) / 1e6:.2f} M | {cells} |")
+            print(lines[-1], flush=True)
+
+    lines += ["", "## Ratios and targets", ""]
+    for peer in peers.PEERS:
+        for batch in batches:
+            ratio = speeds[model][batch] / speeds[peer][batch]
+            lines.append(f"- `{model}` network vs {peer}, batch {batch}: {ratio:.1f}x the throughput "
+                         f"(target >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
+    for label, ratio in ratios.items():
+        target = " (target <= 3x: " + ("met)" if ratio <= 3 else "NOT met)") if label.startswith("12 MP") else ""
+        lines.append(f"- {label}: colorize takes {ratio:.2f}x the I/O floor's time{target}")
+    lines += ["", f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Full-resolution rendering: original L plus the fitted chroma coefficients to sRGB, fused and in strips.
+
+The guided upsampler models ab locally as slope * L/100 + offset, with smooth coefficients fitted at the
+working size. Lab -> XYZ only needs fx = fy + a/500 and fz = fy - b/200, which are then linear in L too:
+fx = L * P + Q and fz = L * R + S. So the four coefficient planes are folded once at the working size,
+and each full-resolution pixel costs two multiply-adds, three cubes, one 3x3 matrix and a look-up table
+for the sRGB curve, instead of upsampling ab, building Lab and converting it generically.
+Bilinear interpolation is linear, so folding before it gives exactly what folding after it would.
+"""
+
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from colorize_cli.color import _RGB_FROM_XYZ, _WHITE, _F_INV_EPS, _F_SLOPE, _linear_to_srgb
+
+# Full-resolution pixels per strip: the temporaries (~60 B/px) stay in the CPU's cache.
+STRIP_PIXELS = 1 << 16
+# Steps of the linear-light -> 8-bit sRGB table: fine enough that at most a rare pixel rounds one code
+# differently (the curve's steepest slope, 12.92, moves 0.025 of a code per half step).
+LINEAR_STEPS = 1 << 16
+
+
+def fold_coefficients(slope, offset, saturation=1.0):
+    """(P, Q, R, S) planes [B,4,h,w] from the guided-filter slope and offset of ab (each [B,2,h,w])."""
+    slope, offset = slope.float() * saturation, offset.float() * saturation
+    slope_a, slope_b = slope.unbind(1)
+    offset_a, offset_b = offset.unbind(1)
+    # the guide is L/100; fy = (L + 16)/116
+    P = 1 / 116 + slope_a / 50000
+    Q = 16 / 116 + offset_a / 500
+    R = 1 / 116 - slope_b / 20000
+    S = 16 / 116 - offset_b / 200
+    return torch.stack([P, Q, R, S], dim=1)
+
+
+@cache
+def _srgb8_table(device):
+    linear = torch.linspace(0, 1, LINEAR_STEPS, dtype=torch.float64)
+    return (_linear_to_srgb(linear) * 255).round().to(torch.uint8).to(device)
+
+
+def _xyz_to_linear_rgb():
+    # the white point folded into the matrix: rgb = M @ (white * f^-1(f)); plain floats for scalar maths
+    return (_RGB_FROM_XYZ * _WHITE).tolist()
+
+
+def _f_inv(f):
+    cube = f * f * f
+    linear = (f - 16 / 116) * (1 / _F_SLOPE)
+    return torch.where(f > _F_INV_EPS, cube, linear)
+
+
+class StripRenderer:
+    """Renders rows of one image: interpolates the folded planes to full width once, then row by row."""
+
+    def __init__(self, folded, height, width):
+        """`folded`: one image's (P, Q, R, S) planes [1,4,h,w] at the working size."""
+        self.height, self.width = height, width
+        self.device = folded.device
+        low_height = folded.shape[-2]
+        # Columns now (cheap: only h rows); rows per strip later. Same maths as F.interpolate(bilinear,
+        # align_corners=False): at an unchanged height it leaves the rows as they are.
+        self.columns = F.interpolate(folded, size=(low_height, width), mode="bilinear", align_corners=False)[0]
+        source = ((torch.arange(height, dtype=torch.float64) + 0.5) * (low_height / height) - 0.5).clamp(min=0)
+        below = source.floor()
+        self.row_below = below.long().to(self.device)
+        self.row_above = (below + 1).clamp(max=low_height - 1).long().to(self.device)
+        self.row_weight = (source - below).float().to(self.device)
+        self.matrix = _xyz_to_linear_rgb()
+
+    def linear_rgb(self, L_rows, top):
+        """Linear-light R, G, B planes [rows, W] (unclipped) of L rows [rows, W] (float32, on the device) from row `top`."""
+        stop = top + L_rows.shape[0]
+        below = self.columns.index_select(1, self.row_below[top:stop])
+        above = self.columns.index_select(1, self.row_above[top:stop])
+        P, Q, R, S = torch.lerp(below, above, self.row_weight[top:stop, None]).unbind(0)
+        fx = torch.addcmul(Q, L_rows, P)
+        fz = torch.addcmul(S, L_rows, R).clamp_(min=0)  # as skimage: an impossible negative Z becomes 0
+        fy = L_rows * (1 / 116) + 16 / 116
+        xyz = (_f_inv(fx), _f_inv(fy), _f_inv(fz))
+        # Plane by plane: a [N,3] x [3,3] matmul or an interleaved layout is several times slower here.
+        return [
+            (xyz[0] * row[0]).add_(xyz[1], alpha=row[1]).add_(xyz[2], alpha=row[2]) for row in self.matrix
+        ]
+
+    def write_rows(self, out_rows, L_rows, top):
+        """Fill out_rows (numpy [rows, W, 3] uint8, uint16 or float32) with the sRGB of L rows from row `top`."""
+        for channel, linear in enumerate(self.linear_rgb(L_rows, top)):
+            linear = linear.clamp_(0, 1)
+            if out_rows.dtype == np.uint8:
+                index = linear.mul_(LINEAR_STEPS - 1).add_(0.5).to(torch.int32)
+                values = _srgb8_table(self.device)[index]
+            elif out_rows.dtype == np.uint16:
+                values = _linear_to_srgb(linear).mul_(65535).round_().to(torch.int32)
+            else:
+                values = _linear_to_srgb(linear)
+            out_rows[..., channel] = values.cpu().numpy()
+
+
+def render(L, folded, bit_depth=None, device="cpu"):
+    """sRGB (H, W, 3) numpy array of the full-resolution L (H, W float32 numpy) under one image's folded planes."""
+    height, width = L.shape
+    renderer = StripRenderer(folded.to(device), height, width)
+    dtype = {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth]
+    out = np.empty((height, width, 3), dtype=dtype)
+    strip_rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, strip_rows):
+        L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + strip_rows], dtype=np.float32))
+        renderer.write_rows(out[top : top + strip_rows], L_rows.to(device, non_blocking=True), top)
+    return out
