@@ -5,8 +5,8 @@ Usage: python bench/bench_speed.py [--model gan] [--device cpu] [--out bench/RES
   1. End to end: the batch job (`run_batch`, what the CLI runs) on folders of generated gray JPEGs at
      0.3, 3, 12 and 24 MP and on a 100 MP 16-bit TIFF, each folder in a fresh process (its own peak RSS),
      with the time split between read (decode + L), network, upsampling + colour (one fused pass) and write.
-  2. The I/O floor: decode each file and encode an RGB output of the same size and format, with the same
-     libraries and thread count, and nothing else.
+  2. The I/O floor: decode each input and encode colorize's output pixels again, with the same libraries,
+     settings and thread count, and nothing else.
   3. Networks at the same working size, random-initialised where weights are not shipped (speed does not
      depend on them): each model of ours and the peers (bench/peers.py), at batch 1 and 8.
 """
@@ -96,25 +96,31 @@ def make_inputs(root, sets):
     return folders
 
 
-def io_floor(files, out, workers=WORKERS):
-    """Seconds to decode every file and encode an RGB image of its size and format, in `workers` threads."""
+def io_floor(files, outputs, scratch, workers=WORKERS):
+    """Seconds to decode every input and encode its colorized output again, in `workers` threads.
+
+    The outputs are decoded beforehand (untimed) so that the encoder gets the same pixels colorize wrote:
+    a gray image re-encoded as RGB would have empty chroma planes and make the floor unfairly cheap.
+    """
     import tifffile
     from PIL import Image
 
-    out.mkdir(exist_ok=True)
+    scratch.mkdir(exist_ok=True)
+    decoded = [tifffile.imread(path) if path.suffix == ".tif" else np.asarray(Image.open(path)) for path in outputs]
 
-    def one(path):
-        target = out / path.name
-        if path.suffix == ".tif":
-            gray = tifffile.imread(path)
-            tifffile.imwrite(target, np.repeat(gray[..., None], 3, axis=2), photometric="rgb")
+    def one(source, pixels):
+        target = scratch / source.name
+        if source.suffix == ".tif":
+            tifffile.imread(source)
+            tifffile.imwrite(target, pixels, photometric="rgb")
         else:
-            with Image.open(path) as im:
-                im.convert("RGB").save(target, quality=95, subsampling=0)
+            with Image.open(source) as im:
+                im.load()
+            Image.fromarray(pixels).save(target, quality=95, subsampling=0)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, files))
+        list(pool.map(one, files, decoded))
     return time.perf_counter() - start
 
 
@@ -131,22 +137,27 @@ def colorize_end_to_end(folder, out, model, device):
 
 
 def network_speed(module, batch, device, min_seconds=1.0):
-    """Images per second of the module's inference call at WORKING_SIZE and `batch` (fp32, inference mode).
+    """Images per second of the module's inference call at WORKING_SIZE and `batch`.
 
-    Ours run `predict_ab` (what colorize calls: for classification it includes the annealed mean).
+    Every network, ours and the peers', gets what colorize gives its own: BatchNorm folded, channels-last,
+    and the precision `--precision auto` picks on this device. Ours run `predict_ab` (for classification
+    that includes the annealed mean).
     """
     import torch
 
-    x = torch.randn(batch, 1, *WORKING_SIZE, device=device)
-    module = module.to(device).eval()
+    from colorize_cli.inference_tuning import autocast, autocast_dtype, tune_for_inference
+
+    device = torch.device(device)
+    x = torch.randn(batch, 1, *WORKING_SIZE, device=device).contiguous(memory_format=torch.channels_last)
+    module = tune_for_inference(module.to(device))
     forward = getattr(module, "predict_ab", module)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, autocast_dtype("auto", device)):
         forward(x)  # warm-up: oneDNN picks its kernels for this shape
         runs, start = 0, time.perf_counter()
         while True:
             forward(x)
             runs += 1
-            if device.startswith("cuda"):
+            if device.type == "cuda":
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - start
             if elapsed >= min_seconds or runs >= 20:
@@ -163,6 +174,15 @@ def our_networks(device):
         path = weights_dir() / f"{name}.safetensors"
         model = load_checkpoint(path, device)[0] if path.is_file() else build_model(name)
         yield name, model, path.is_file()
+
+
+def precision_name(device):
+    """What --precision auto runs at on `device`."""
+    import torch
+
+    from colorize_cli.inference_tuning import autocast_dtype
+
+    return "bf16 autocast (native here)" if autocast_dtype("auto", torch.device(device)) else "fp32"
 
 
 def machine_line():
@@ -203,8 +223,8 @@ def main():
         f"## End to end: `{model}` vs the I/O floor",
         "",
         f"Gray photos generated by the benchmark; {WORKERS} read/write threads in both columns. Floor: decode each "
-        "file and encode an RGB output of its size and format with the same libraries (Pillow JPEG q95 4:4:4, "
-        "tifffile), nothing else. Stage shares are of the summed per-image times (threads overlap them).",
+        "input and encode colorize's output pixels again with the same libraries and settings (Pillow JPEG q95 "
+        "4:4:4, tifffile), nothing else. Stage shares are of the summed per-image times (threads overlap them).",
         "",
         "| input | files | floor img/s | colorize img/s | colorize MP/s | colorize / floor time | peak RSS MiB "
         "| read | network | upsample + colour | write |",
@@ -214,8 +234,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for label, folder, files, megapixels in make_inputs(root, QUICK_SETS if args.quick else SETS):
-            floor = io_floor(files, root / f"floor-{folder.name}")
-            report = colorize_end_to_end(folder, root / f"out-{folder.name}", model, args.device)
+            out = root / f"out-{folder.name}"
+            report = colorize_end_to_end(folder, out, model, args.device)
+            floor = io_floor(files, [out / path.name for path in files], root / f"floor-{folder.name}")
             seconds, stages = report["seconds"], report["stages"]
             total = sum(stages.values()) or 1.0
             share = {k: f"{100 * stages.get(k, 0) / total:.0f} %" for k in ("read", "network", "colour", "write")}
@@ -229,10 +250,11 @@ def main():
 
         lines += [
             "",
-            f"## Networks at the working size {WORKING_SIZE[0]}x{WORKING_SIZE[1]} (fp32, inference mode)",
+            f"## Networks at the working size {WORKING_SIZE[0]}x{WORKING_SIZE[1]}",
             "",
             "Ours with the shipped weights; the peers random-initialised (their weights cannot be downloaded; "
-            "speed does not depend on them).",
+            "speed does not depend on them). All get the same treatment as colorize gives its models: BatchNorm "
+            f"folded, channels-last, inference mode, precision {precision_name(args.device)}.",
             "",
             "| network | parameters | img/s batch 1 | img/s batch 8 |",
             "|---|--:|--:|--:|",

@@ -1,7 +1,7 @@
 """The batch job: colorize planned jobs one by one, never touching inputs, each failure contained.
 
-Reads and writes run in worker threads (image codecs release the GIL) while the network runs on the
-main thread, once per group of same-size images. Every output is written atomically, so a file under
+Reads and writes run in worker threads (image codecs release the GIL) while the network and the
+full-resolution colour maths run on the main thread (the network once per group of same-size images). Every output is written atomically, so a file under
 its final name is always complete, and an interrupted batch resumes by skipping outputs that exist.
 A full or read-only output disk stops the batch: every later image would fail the same way.
 """
@@ -88,11 +88,12 @@ def run_batch(jobs, colorizer, options=BatchOptions(), should_stop=lambda: False
             batch = [reads.popleft() for _ in range(min(options.batch_size, len(reads)))]
             queue_reads()
             for job, started, outcome in _predict_batch(colorizer, batch):
+                if not isinstance(outcome, Exception):
+                    outcome = _render(job, *outcome, colorizer)
                 if isinstance(outcome, Exception):
                     writes.append((job, started, _failed_future(outcome)))
                 else:
-                    work = pool.submit(_colorize_and_write, job, *outcome, colorizer, options)
-                    writes.append((job, started, work))
+                    writes.append((job, started, pool.submit(_write, job, *outcome, colorizer, options)))
             while len(writes) > workers:
                 result, full = _finish(*writes.popleft())
                 yield result
@@ -141,13 +142,24 @@ def _read(source):
     return L, photo, time.perf_counter() - clock
 
 
-def _colorize_and_write(job, L, photo, low, timings, colorizer, options):
+def _render(job, L, photo, low, timings, colorizer):
+    """The output pixels, or the exception that stopped this image.
+
+    Runs on the main thread: torch's OpenMP threads are several times slower when called from a worker thread.
+    """
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
-    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
+    try:
+        rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
+    except Exception as err:  # noqa: BLE001 - e.g. out of memory: this image fails, the batch goes on
+        return err
     timings["colour"] = time.perf_counter() - clock
-    job.output.parent.mkdir(parents=True, exist_ok=True)
+    return L, photo, low, rgb, timings
+
+
+def _write(job, L, photo, low, rgb, timings, colorizer, options):
     clock = time.perf_counter()
+    job.output.parent.mkdir(parents=True, exist_ok=True)
     if options.diagnostics:
         # Written before the output: an existing output then means its diagnostics exist too.
         write_diagnostics(job.output, L, low, rgb, colorizer, timings)

@@ -172,13 +172,14 @@ def method_names(specs):
     return [name if short.count(name) == 1 and name != GRAY else str(spec) for name, spec in zip(short, specs)]
 
 
-def resolve_methods(model_specs=(), prediction_dirs=(), device="cpu", render_size=None, saturation=1.0):
+def resolve_methods(model_specs=(), prediction_dirs=(), device="cpu", render_size=None, saturation=1.0,
+                    precision="auto"):
     """(colorizers, predictions) keyed by table name, for --model values (shipped names or checkpoint paths)
     and --predictions folders; a spec given twice counts once."""
     model_specs, prediction_dirs = list(dict.fromkeys(model_specs)), list(dict.fromkeys(prediction_dirs))
     names = method_names([*model_specs, *prediction_dirs])
     colorizers = {
-        name: Colorizer.from_checkpoint(spec, device, render_size, saturation)
+        name: Colorizer.from_checkpoint(spec, device, render_size, saturation, precision)
         for name, spec in zip(names, model_specs)
     }
     return colorizers, dict(zip(names[len(model_specs) :], map(Path, prediction_dirs)))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from colorize_cli.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from colorize_cli.color import normalize_l, unit_to_ab
+from colorize_cli.inference_tuning import autocast, autocast_dtype, tune_for_inference
 from colorize_cli.render import fold_coefficients, render
 from colorize_cli.upsample import guided_coefficients, guided_upsample
 
@@ -52,9 +53,11 @@ class LowResolution:
 class Colorizer:
     """A loaded model plus the inference options: working size, saturation, device."""
 
-    def __init__(self, model, device="cpu", render_size=None, saturation=1.0, header=None):
+    def __init__(self, model, device="cpu", render_size=None, saturation=1.0, header=None, precision="fp32"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.precision = precision
+        self.autocast_dtype = autocast_dtype(precision, self.device)
         self.render_size = int(render_size or model.default_render_size)
         self.saturation = float(saturation)
         self.header = header or {}
@@ -62,11 +65,14 @@ class Colorizer:
         self.checkpoint_sha256 = None
 
     @classmethod
-    def from_checkpoint(cls, name_or_path, device="cpu", render_size=None, saturation=1.0):
-        """Load shipped weights by model name, or any checkpoint by path."""
+    def from_checkpoint(cls, name_or_path, device="cpu", render_size=None, saturation=1.0, precision="auto"):
+        """Load shipped weights by model name, or any checkpoint by path, tuned for inference.
+
+        precision: "auto" runs the network in bf16 where the device has it natively, "fp32" never.
+        """
         path = resolve_weights(name_or_path)
         model, header = load_checkpoint(path, device)
-        colorizer = cls(model, device, render_size, saturation, header)
+        colorizer = cls(tune_for_inference(model), device, render_size, saturation, header, precision)
         colorizer.checkpoint_path = path
         colorizer.checkpoint_sha256 = file_sha256(path)
         return colorizer
@@ -90,7 +96,9 @@ class Colorizer:
             small = L
         else:
             small = F.interpolate(L, size=size, mode="bilinear", antialias=True, align_corners=False)
-        ab = unit_to_ab(self.model.predict_ab(normalize_l(small)).float())
+        with autocast(self.device, self.autocast_dtype):
+            unit_ab = self.model.predict_ab(normalize_l(small).contiguous(memory_format=torch.channels_last))
+        ab = unit_to_ab(unit_ab.float().contiguous())
         return LowResolution(guide=small / 100.0, ab=ab)
 
     @torch.inference_mode()

@@ -8,9 +8,10 @@ import click
 
 from colorize_cli.batch import BatchOptions, run_batch
 from colorize_cli.checkpoint import CheckpointError
-from colorize_cli.commands.common import device_option, user_errors
+from colorize_cli.commands.common import device_option, precision_option, user_errors
 from colorize_cli.discovery import InputError, default_output_dir, in_shard, parse_shard, plan_jobs, read_path_list
 from colorize_cli.inference import DEFAULT_MODEL, Colorizer
+from colorize_cli.inference_tuning import PrecisionError
 from colorize_cli.progress import progress_reporter
 from colorize_cli.stop_signals import StopSignals
 
@@ -46,9 +47,10 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads decoding and encoding beside the network.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-@user_errors(InputError, CheckpointError)
+@precision_option
+@user_errors(InputError, CheckpointError, PrecisionError)
 def colorize_command(inputs, files_from, out_dir, model, device, render_size, saturation, output_format,
-                     quality, overwrite, diagnostics, shard, batch_size, workers, as_json, quiet):
+                     quality, overwrite, diagnostics, shard, batch_size, workers, as_json, quiet, precision):
     """Colorize photographs: files, folders (recursive) or a list of paths.
 
     Colour and gray inputs both work (colour is converted to L first). The network predicts the
@@ -64,7 +66,7 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
     if shard:
         index, count = parse_shard(shard)
         jobs = [job for job in jobs if in_shard(job, index, count)]
-    colorizer = Colorizer.from_checkpoint(model, device, render_size, saturation)
+    colorizer = Colorizer.from_checkpoint(model, device, render_size, saturation, precision)
     options = BatchOptions(overwrite, quality, diagnostics, workers, batch_size)
     finished = failed = 0
     with StopSignals() as signals, progress_reporter(len(jobs), enabled=not (quiet or as_json)) as report:

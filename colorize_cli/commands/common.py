@@ -5,6 +5,7 @@ import functools
 import click
 
 from colorize_cli.device import DEVICE_CHOICES, DeviceError, resolve_device
+from colorize_cli.inference_tuning import PRECISIONS
 
 
 def device_option(func):
@@ -23,6 +24,18 @@ def device_option(func):
         callback=to_device,
         metavar="|".join(DEVICE_CHOICES) + "|cuda:N",
         help="Where the network runs; auto picks CUDA when present.",
+    )(func)
+
+
+def precision_option(func):
+    """Add --precision auto|fp32|bf16 for the network's arithmetic."""
+    return click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default="auto",
+        show_default=True,
+        help="Network arithmetic: auto uses bf16 where the device runs it natively (AVX-512 BF16/AMX CPUs, "
+        "recent GPUs; ~1.5x faster, ab within 0.2), else fp32; fp32 for the most reproducible results.",
     )(func)
 
 

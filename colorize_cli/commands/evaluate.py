@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from colorize_cli.checkpoint import CheckpointError
-from colorize_cli.commands.common import FatalError, device_option, user_errors
+from colorize_cli.commands.common import FatalError, device_option, precision_option, user_errors
+from colorize_cli.inference_tuning import PrecisionError
 from colorize_cli.evaluate import evaluate_folder, resolve_methods, write_report
 from colorize_cli.progress import one_line
 
@@ -70,9 +71,11 @@ distance |dCF| to the truth's; chroma ratio = predicted over true mean chroma (<
     "--saturation", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
     help="Multiply the models' predicted chroma by this (not applied to --predictions).",
 )
-@user_errors(CheckpointError)
+@precision_option
+@user_errors(CheckpointError, PrecisionError)
 def evaluate_command(
-    photos, models, prediction_dirs, crop, out_dir, as_json, limit, examples, device, render_size, saturation
+    photos, models, prediction_dirs, crop, out_dir, as_json, limit, examples, device, render_size, saturation,
+    precision,
 ):
     """Measure colour quality against ground truth: the gray baseline, --model and --predictions.
 
@@ -85,7 +88,7 @@ def evaluate_command(
     for folder in [out_dir, *prediction_dirs]:
         if folder is not None and _inside(folder, photos):
             raise FatalError(f"{folder} is inside {photos}; its images would be scored as photos")
-    colorizers, predictions = resolve_methods(models, prediction_dirs, device, render_size, saturation)
+    colorizers, predictions = resolve_methods(models, prediction_dirs, device, render_size, saturation, precision)
     with _progress_bar(enabled=not as_json) as progress:
         report = evaluate_folder(
             photos, colorizers, predictions, crop=crop or None, limit=limit, examples=examples, progress=progress
