@@ -26,5 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Speed beside the I/O floor and the peers' networks, in one run -> bench/RESULTS.md (a few minutes).
+bench: $(STAMP)
+	$(BIN)/python bench/bench_speed.py
+
 clean:
 	rm -rf $(VENV) demo_in demo_out build *.egg-info

@@ -1,7 +1,8 @@
 """The batch job: colorize planned jobs one by one, never touching inputs, each failure contained.
 
-Reads and writes run in worker threads (image codecs release the GIL) while the network and the
-full-resolution colour maths run on the main thread (the network once per group of same-size images). Every output is written atomically, so a file under
+Image by image (the default), each worker thread takes one image from file to file, with torch
+single-threaded on CPU. With --batch-size > 1, same-size images share one network call on the main
+thread while workers read and write (image codecs release the GIL). Every output is written atomically, so a file under
 its final name is always complete, and an interrupted batch resumes by skipping outputs that exist.
 A full or read-only output disk stops the batch: every later image would fail the same way.
 """
@@ -10,6 +11,7 @@ import dataclasses
 import errno
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -70,6 +72,48 @@ def run_batch(jobs, colorizer, options=BatchOptions(), should_stop=lambda: False
             yield Result(str(job.source), str(job.output), "skipped")
         else:
             todo.append(job)
+    if options.batch_size == 1:
+        yield from _image_by_image(todo, colorizer, options, should_stop)
+    else:
+        yield from _grouped(todo, colorizer, options, should_stop)
+
+
+def _image_by_image(todo, colorizer, options, should_stop):
+    """Each worker thread takes one image from file to file; torch runs single-threaded on CPU.
+
+    On a CPU, per-image parallelism beats torch's intra-op threads here: the colour maths gains nothing
+    from a second OpenMP thread at these sizes, and OpenMP from several Python threads oversubscribes.
+    """
+    workers = max(1, options.workers)
+    threads = 1 if colorizer.device.type == "cpu" else None
+    with _torch_threads(threads), ThreadPoolExecutor(max_workers=workers) as pool:
+        in_flight, upcoming, stop = deque(), iter(todo), False
+        while not stop:
+            while len(in_flight) < workers and (job := next(upcoming, None)) is not None:
+                in_flight.append((job, time.perf_counter(), pool.submit(_colorize_file, job, colorizer, options)))
+            if not in_flight:
+                break
+            result, full = _finish(*in_flight.popleft())
+            yield result
+            stop = full or should_stop()
+        for job, started, future in in_flight:
+            if not future.cancel():  # started before the stop: finished and reported
+                yield _finish(job, started, future)[0]
+
+
+def _colorize_file(job, colorizer, options):
+    L, photo, read_seconds = _read(job.source)
+    clock = time.perf_counter()
+    low = colorizer.predict_low(torch.from_numpy(L)[None, None]).split()[0]
+    timings = {"read": read_seconds, "network": time.perf_counter() - clock}
+    outcome = _render(job, L, photo, low, timings, colorizer)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return _write(job, *outcome, colorizer, options)
+
+
+def _grouped(todo, colorizer, options, should_stop):
+    """Same-size images share one network call on the main thread (--batch-size, for GPUs); workers read and write."""
     workers = max(1, options.workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         reads, writes = deque(), deque()
@@ -103,6 +147,20 @@ def run_batch(jobs, colorizer, options=BatchOptions(), should_stop=lambda: False
             future.cancel()
         while writes:
             yield _finish(*writes.popleft())[0]
+
+
+@contextmanager
+def _torch_threads(count):
+    """torch's intra-op thread count set to `count` for the block (None: unchanged)."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _predict_batch(colorizer, batch):
@@ -143,10 +201,7 @@ def _read(source):
 
 
 def _render(job, L, photo, low, timings, colorizer):
-    """The output pixels, or the exception that stopped this image.
-
-    Runs on the main thread: torch's OpenMP threads are several times slower when called from a worker thread.
-    """
+    """(L, photo, low, output pixels, timings), or the exception that stopped this image."""
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
     try:

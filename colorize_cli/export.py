@@ -9,6 +9,7 @@ import torch
 from colorize_cli.checkpoint import load_checkpoint, record_checksum, save_checkpoint
 from colorize_cli.datasets import dataset_summary
 from colorize_cli.fsutil import atomic_write
+from colorize_cli.models import build_model
 from colorize_cli.recipes import recipe_class
 from colorize_cli.run_folder import RunFolder
 from colorize_cli.training import TrainingError, load_settings
@@ -19,8 +20,12 @@ _TABLE = (("auc", "AuC of the ab error curve (%)"), ("psnr", "PSNR (dB)"), ("col
           ("colourfulness_truth", "colourfulness of the truth"), ("chroma_ratio", "chroma ratio (pred / truth)"))
 
 
-def export_run(run_dir, out, *, which="best", notes=None) -> tuple[Path, Path]:
-    """Write `out` (fp16 weights with the run in its header) and the card `out` with suffix .md beside it."""
+def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> tuple[Path, Path]:
+    """Write `out` (fp16 weights with the run in its header) and the card `out` with suffix .md beside it.
+
+    `model_config` changes model hyper-parameters that leave the weights as they are (a decoding setting such as
+    classification's temperature); one that would change the network is refused.
+    """
     folder, out = RunFolder(run_dir), Path(out)
     config = load_settings(folder.path)
     state = folder.load_state("cpu")
@@ -28,12 +33,15 @@ def export_run(run_dir, out, *, which="best", notes=None) -> tuple[Path, Path]:
         raise TrainingError(f"{folder.path} has no checkpoint yet; train it for at least one save")
     source = folder.best_weights if which == "best" and folder.best_weights.exists() else folder.last_weights
     model, header = load_checkpoint(source)
+    if model_config:
+        model = _with_config(model, model_config)
     step = header["training"]["trained_steps"]
     records = folder.read_metrics()
     scores = _validation_at(records, step)
     training = {
         "run": asdict(config),
-        "exported": f"step {step} ({_describe_source(source, folder, state)}) of a run trained for {state['step']} steps",
+        "exported": f"step {step} ({_describe_source(source, folder, state)}) of a run trained for {state['step']} steps"
+        + (f", with {_pairs(model_config)} set at export" if model_config else ""),
         "steps": step,
         "wall_seconds": round(state["elapsed"], 1),
         "sessions": state["sessions"],
@@ -49,6 +57,23 @@ def export_run(run_dir, out, *, which="best", notes=None) -> tuple[Path, Path]:
     with atomic_write(card) as tmp:
         Path(tmp).write_text(text)
     return out, card
+
+
+def _with_config(model, config):
+    """The same weights in a model built with `config` changed; TrainingError if the weights no longer fit."""
+    try:
+        changed = build_model(model.name, {**asdict(model.config), **config})
+        changed.load_state_dict(model.state_dict())
+    except (ValueError, TypeError) as err:
+        raise TrainingError(f"--config {_pairs(config)}: {err}") from None
+    except RuntimeError:
+        raise TrainingError(f"--config {_pairs(config)} changes the network's shape; at export only settings "
+                            "that keep the weights (such as temperature) can change") from None
+    return changed
+
+
+def _pairs(config):
+    return " ".join(f"{key}={value}" for key, value in config.items())
 
 
 def model_card(weights, model, config, training, scores, gray) -> str:

@@ -38,7 +38,8 @@ def fold_coefficients(slope, offset, saturation=1.0):
 
 @cache
 def _srgb8_table(device):
-    linear = torch.linspace(0, 1, LINEAR_STEPS, dtype=torch.float64)
+    """8-bit sRGB of each step of linear light, taken at the step's centre: indexed by trunc(linear * steps)."""
+    linear = (torch.arange(LINEAR_STEPS, dtype=torch.float64) + 0.5) / LINEAR_STEPS
     return (_linear_to_srgb(linear) * 255).round().to(torch.uint8).to(device)
 
 
@@ -76,8 +77,11 @@ class StripRenderer:
         self.row_weight = (source - below).float().to(self.device)
         self.matrix = _xyz_to_linear_rgb()
 
-    def linear_rgb(self, L_rows, top):
-        """Linear-light R, G, B planes [rows, W] (unclipped) of L rows [rows, W] (float32, on the device) from row `top`."""
+    def linear_rgb(self, L_rows, top, scale=1.0):
+        """Linear-light R, G, B planes [rows, W] (unclipped, times `scale`) of L rows [rows, W] from row `top`.
+
+        L_rows: float32 on the renderer's device.
+        """
         stop = top + L_rows.shape[0]
         below = self.columns.index_select(1, self.row_below[top:stop])
         above = self.columns.index_select(1, self.row_above[top:stop])
@@ -88,22 +92,24 @@ class StripRenderer:
         xyz = (_f_inv(fx), _f_inv(fy), _f_inv(fz))
         # Plane by plane: a [N,3] x [3,3] matmul or an interleaved layout is several times slower here.
         return [
-            (xyz[0] * row[0]).add_(xyz[1], alpha=row[1]).add_(xyz[2], alpha=row[2]) for row in self.matrix
+            (xyz[0] * (scale * row[0])).add_(xyz[1], alpha=scale * row[1]).add_(xyz[2], alpha=scale * row[2])
+            for row in self.matrix
         ]
 
     def write_rows(self, out_rows, L_rows, top):
         """Fill out_rows (numpy [rows, W, 3] uint8, uint16 or float32) with the sRGB of L rows from row `top`."""
-        for channel, linear in enumerate(self.linear_rgb(L_rows, top)):
-            linear = linear.clamp_(0, 1)
-            if out_rows.dtype == np.uint8:
-                index = linear.mul_(LINEAR_STEPS - 1).add_(0.5).to(torch.int32)
+        if out_rows.dtype == np.uint8:
+            table = _srgb8_table(self.device)
+            for channel, steps in enumerate(self.linear_rgb(L_rows, top, scale=LINEAR_STEPS)):
+                index = steps.clamp_(0, LINEAR_STEPS - 1).to(torch.int32)
                 # index_select on the flat index: ~18x faster than advanced indexing on CPU
-                values = _srgb8_table(self.device).index_select(0, index.view(-1)).view(index.shape)
-            elif out_rows.dtype == np.uint16:
-                values = _linear_to_srgb(linear).mul_(65535).round_().to(torch.int32)
-            else:
-                values = _linear_to_srgb(linear)
-            out_rows[..., channel] = values.cpu().numpy()
+                out_rows[..., channel] = table.index_select(0, index.view(-1)).view(index.shape).cpu().numpy()
+            return
+        for channel, linear in enumerate(self.linear_rgb(L_rows, top)):
+            srgb = _linear_to_srgb(linear.clamp_(0, 1))
+            if out_rows.dtype == np.uint16:
+                srgb = srgb.mul_(65535).round_().to(torch.int32)
+            out_rows[..., channel] = srgb.cpu().numpy()
 
 
 def render(L, folded, bit_depth=None, device="cpu"):

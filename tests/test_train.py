@@ -303,6 +303,23 @@ def test_export_writes_fp16_weights_and_a_card_from_the_run(validated_run, tmp_p
     assert "colorize train --model cnn" in card and torch.__version__ in card
 
 
+def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_path):
+    run = tmp_path / "classification"
+    train(tiny_config("classification", photos, steps=2, save_every=2), run, session=quiet(), log=lambda line: None)
+    weights = tmp_path / "w" / "classification.safetensors"
+
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--config", "temperature=0.7"])
+    assert result.exit_code == 0, result.output
+    model, header = load_checkpoint(weights)
+    assert model.config.temperature == 0.7 and header["config"]["temperature"] == 0.7
+    assert "temperature=0.7 set at export" in (tmp_path / "w" / "classification.md").read_text()
+
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--config", "width=12"])
+    assert "changes the network's shape" in _one_line_error(result)
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--config", "depth=3"])
+    assert "Unknown config key" in _one_line_error(result)
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 

@@ -87,3 +87,14 @@ def test_a_flat_guide_keeps_chroma_within_its_range(sizes, seed):
     out = guided_upsample(ab_low, guide_low, guide_full)
     low, high = ab_low.amin(dim=(2, 3), keepdim=True), ab_low.amax(dim=(2, 3), keepdim=True)
     assert (out >= low - 1e-3).all() and (out <= high + 1e-3).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 4))
+def test_box_sum_by_running_sums_matches_pooling(height, width, radius):
+    from colorize_cli.upsample import _box_sum
+
+    x = torch.rand(2, 3, height, width, dtype=torch.float64)
+    size = 2 * radius + 1
+    total = F.avg_pool2d(F.pad(x, [radius] * 4), size, stride=1, divisor_override=1)
+    assert (_box_sum(x, radius) - total).abs().max() < 1e-12

@@ -142,14 +142,16 @@ def train_command(ctx, out, resume, time_limit, workers, log_every, device, **se
     epilog="""\b
 Examples:
   colorize train export runs/gan-1 --out weights/gan.safetensors
-  colorize train export runs/cnn-1 --out weights/cnn.safetensors --checkpoint last --notes cnn-notes.md""",
+  colorize train export runs/cnn-1 --out weights/cnn.safetensors --checkpoint last --notes cnn-notes.md
+  colorize train export runs/classification-1 --out weights/classification.safetensors --config temperature=0.7""",
 )
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors); the card goes beside it as .md.")
 @click.option("--checkpoint", "which", type=click.Choice(CHOICES), default="best", show_default=True, help="The best validated weights, or the latest (best falls back to last when the run was never validated).")
 @click.option("--notes", type=click.Path(exists=True, dir_okay=False), help="A Markdown file appended to the card (observations, failure modes).")
+@click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="Change a setting that keeps the weights, e.g. temperature=0.7 for classification. Repeatable.")
 @user_errors(TrainingError, RunFolderError, CheckpointError)
-def export_command(run, out, which, notes):
+def export_command(run, out, which, notes, model_config):
     """Write a run's weights in the shipped format (fp16) with a model card filled from the run."""
-    weights, card = export_run(run, out, which=which, notes=notes)
+    weights, card = export_run(run, out, which=which, notes=notes, model_config=model_config)
     click.echo(f"wrote {weights} and {card}", err=True)
