@@ -35,7 +35,7 @@ SETS = [
     ("24 MP JPEG", (4000, 6000), 2, 8),
     ("100 MP 16-bit TIFF", (8192, 12208), 1, 16),
 ]
-QUICK_SETS = [("0.3 MP JPEG", (480, 640), 4, 8), ("3 MP JPEG", (1500, 2000), 2, 8), ("16-bit TIFF", (600, 800), 1, 16)]
+QUICK_SETS = [("0.3 MP JPEG", (480, 640), 4, 8), ("10 MP JPEG", (2736, 3648), 2, 8), ("16-bit TIFF", (600, 800), 1, 16)]
 WORKING_SIZE = (256, 256)
 WORKERS = 2
 
@@ -136,11 +136,45 @@ def colorize_end_to_end(folder, out, model, device):
     return report
 
 
-def network_speed(module, batch, device, min_seconds=1.0):
+def stage_profile(path, model, device, scratch, repeats=3):
+    """Milliseconds of each stage on one image, one thread (as each batch worker runs), best of `repeats`."""
+    import torch
+    from PIL import Image
+
+    from colorize_cli.image_io import read_luminance, write_image
+    from colorize_cli.inference import Colorizer
+    from colorize_cli.render import fold_coefficients, render
+    from colorize_cli.upsample import guided_coefficients
+
+    colorizer = Colorizer.from_checkpoint(model, device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        def best(stage):
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                result = stage()
+                times.append(time.perf_counter() - start)
+            return 1000 * min(times), result
+
+        decode, _ = best(lambda: np.asarray(Image.open(path)))
+        read, (L, _) = best(lambda: read_luminance(path))
+        network, low = best(lambda: colorizer.predict_low(torch.from_numpy(L)[None, None]))
+        fit, folded = best(lambda: fold_coefficients(*guided_coefficients(low.guide, low.ab), 1.0))
+        colour, rgb = best(lambda: render(L, folded, 8, colorizer.device))
+        encode, _ = best(lambda: write_image(scratch / "profile.jpg", rgb, quality=95))
+    finally:
+        torch.set_num_threads(before)
+    return {"decode": decode, "L from codes": read - decode, "downscale + network": network,
+            "guided fit": fit, "upsample + Lab->sRGB (fused)": colour, "encode + write": encode}
+
+
+def network_speed(module, batch, device, precision="auto", min_seconds=1.0):
     """Images per second of the module's inference call at WORKING_SIZE and `batch`.
 
     Every network, ours and the peers', gets what colorize gives its own: BatchNorm folded, channels-last,
-    and the precision `--precision auto` picks on this device. Ours run `predict_ab` (for classification
+    and `precision` as --precision takes it. Ours run `predict_ab` (for classification
     that includes the annealed mean).
     """
     import torch
@@ -151,7 +185,7 @@ def network_speed(module, batch, device, min_seconds=1.0):
     x = torch.randn(batch, 1, *WORKING_SIZE, device=device).contiguous(memory_format=torch.channels_last)
     module = tune_for_inference(module.to(device))
     forward = getattr(module, "predict_ab", module)
-    with torch.inference_mode(), autocast(device, autocast_dtype("auto", device)):
+    with torch.inference_mode(), autocast(device, autocast_dtype(precision, device)):
         forward(x)  # warm-up: oneDNN picks its kernels for this shape
         runs, start = 0, time.perf_counter()
         while True:
@@ -230,7 +264,7 @@ def main():
         "| read | network | upsample + colour | write |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    ratios = {}
+    ratios, profile_target = {}, None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for label, folder, files, megapixels in make_inputs(root, QUICK_SETS if args.quick else SETS):
@@ -241,12 +275,31 @@ def main():
             total = sum(stages.values()) or 1.0
             share = {k: f"{100 * stages.get(k, 0) / total:.0f} %" for k in ("read", "network", "colour", "write")}
             ratios[label] = seconds / floor
+            if files[0].suffix == ".jpg" and megapixels <= 12.5:  # the largest JPEG up to 12 MP is profiled
+                profile_target = (label, files[0])
             lines.append(
                 f"| {label} | {len(files)} | {len(files) / floor:.2f} | {len(files) / seconds:.2f} "
                 f"| {len(files) * megapixels / seconds:.1f} | {seconds / floor:.2f}x | {report['peak_rss'] / 2**20:.0f} "
                 f"| {share['read']} | {share['network']} | {share['colour']} | {share['write']} |"
             )
             print(lines[-1], flush=True)
+
+        label, path = profile_target
+        stages = stage_profile(path, model, args.device, root)
+        total = sum(stages.values())
+        floor_ms = stages["decode"] + stages["encode + write"]
+        lines += [
+            "",
+            f"## Where the time goes: one {label} image, one thread",
+            "",
+            "Each stage alone, best of 3 (as one batch worker runs it; the batch runs one image per worker).",
+            "",
+            "| stage | ms | share |",
+            "|---|--:|--:|",
+            *(f"| {stage} | {ms:.1f} | {100 * ms / total:.0f} % |" for stage, ms in stages.items()),
+            f"| total | {total:.1f} | {total / floor_ms:.2f}x decode + encode |",
+        ]
+        print("\n".join(lines[-len(stages) - 3:]), flush=True)
 
         lines += [
             "",
@@ -256,8 +309,8 @@ def main():
             "speed does not depend on them). All get the same treatment as colorize gives its models: BatchNorm "
             f"folded, channels-last, inference mode, precision {precision_name(args.device)}.",
             "",
-            "| network | parameters | img/s batch 1 | img/s batch 8 |",
-            "|---|--:|--:|--:|",
+            "| network | parameters | img/s batch 1 | img/s batch 8 | img/s batch 1, fp32 |",
+            "|---|--:|--:|--:|--:|",
         ]
         batches = (1,) if args.quick else (1, 8)
         speeds = {}
@@ -265,16 +318,18 @@ def main():
         networks += [(name, build(), False) for name, build in peers.PEERS.items()]
         for name, net, shipped in networks:
             speeds[name] = {batch: network_speed(net, batch, args.device) for batch in batches}
-            cells = " | ".join(f"{speeds[name].get(b, 0):.2f}" if b in speeds[name] else "-" for b in (1, 8))
+            speeds[name]["fp32"] = network_speed(net, 1, args.device, precision="fp32")
+            cells = " | ".join(f"{speeds[name][b]:.2f}" if b in speeds[name] else "-" for b in (1, 8, "fp32"))
             lines.append(f"| {name}{'' if shipped or name in peers.PEERS else ' (random init)'} "
                          f"| {peers.parameter_count(net) / 1e6:.2f} M | {cells} |")
             print(lines[-1], flush=True)
 
     lines += ["", "## Ratios and targets", ""]
     for peer in peers.PEERS:
-        for batch in batches:
+        for batch in (*batches, "fp32"):
             ratio = speeds[model][batch] / speeds[peer][batch]
-            lines.append(f"- `{model}` network vs {peer}, batch {batch}: {ratio:.1f}x the throughput "
+            setting = "batch 1, both fp32" if batch == "fp32" else f"batch {batch}"
+            lines.append(f"- `{model}` network vs {peer}, {setting}: {ratio:.1f}x the throughput "
                          f"(target >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
     for label, ratio in ratios.items():
         target = " (target <= 3x: " + ("met)" if ratio <= 3 else "NOT met)") if label.startswith("12 MP") else ""

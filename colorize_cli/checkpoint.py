@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from colorize_cli import __version__
 from colorize_cli.color import AB_SCALE
@@ -42,8 +42,10 @@ def save_checkpoint(path, model, *, training=None, metrics=None, dtype=None):
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         tensors[key] = tensor.contiguous()
+    # safetensors' own save_file recreates the file owner-only (0600); writing its bytes keeps the umask's mode.
+    data = save(tensors, metadata={HEADER_KEY: json.dumps(header, sort_keys=True)})
     with atomic_write(path) as tmp_path:
-        save_file(tensors, str(tmp_path), metadata={HEADER_KEY: json.dumps(header, sort_keys=True)})
+        tmp_path.write_bytes(data)
     return header
 
 

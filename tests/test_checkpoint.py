@@ -1,6 +1,7 @@
 """The checkpoint format: every model round-trips; hostile or wrong files fail with one clear line."""
 
 import json
+import os
 import pickle
 
 import pytest
@@ -118,3 +119,12 @@ def test_sha256sums_beside_the_file_is_verified(tmp_path):
     assert len((tmp_path / "SHA256SUMS").read_text().splitlines()) == 2
     load_checkpoint(path)
     load_checkpoint(other)
+
+
+def test_saved_checkpoints_get_the_umask_mode_not_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "w.safetensors", build_model("cnn"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
