@@ -45,8 +45,12 @@ def save_checkpoint(path, model, *, training=None, metrics=None, dtype=None):
     # safetensors' own save_file recreates the file owner-only (0600); writing its bytes keeps the umask's mode.
     data = save(tensors, metadata={HEADER_KEY: json.dumps(header, sort_keys=True)})
     with atomic_write(path) as tmp_path:
-        tmp_path.write_bytes(data)
+        _write_bytes(data, tmp_path)
     return header
+
+
+def _write_bytes(data, path):
+    Path(path).write_bytes(data)
 
 
 def read_header(path):
