@@ -106,10 +106,8 @@ def _colorize_file(job, colorizer, options):
     clock = time.perf_counter()
     low = colorizer.predict_low(torch.from_numpy(L)[None, None]).split()[0]
     timings = {"read": read_seconds, "network": time.perf_counter() - clock}
-    outcome = _render(job, L, photo, low, timings, colorizer)
-    if isinstance(outcome, Exception):
-        raise outcome
-    return _write(job, *outcome, colorizer, options)
+    rgb = _render(job, L, photo, low, timings, colorizer)
+    return _write(job, L, photo, low, rgb, timings, colorizer, options)
 
 
 def _grouped(todo, colorizer, options, should_stop):
@@ -132,12 +130,7 @@ def _grouped(todo, colorizer, options, should_stop):
             batch = [reads.popleft() for _ in range(min(options.batch_size, len(reads)))]
             queue_reads()
             for job, started, outcome in _predict_batch(colorizer, batch):
-                if not isinstance(outcome, Exception):
-                    outcome = _render(job, *outcome, colorizer)
-                if isinstance(outcome, Exception):
-                    writes.append((job, started, _failed_future(outcome)))
-                else:
-                    writes.append((job, started, pool.submit(_write, job, *outcome, colorizer, options)))
+                writes.append((job, started, _render_then_write(pool, job, outcome, colorizer, options)))
             while len(writes) > workers:
                 result, full = _finish(*writes.popleft())
                 yield result
@@ -201,15 +194,24 @@ def _read(source):
 
 
 def _render(job, L, photo, low, timings, colorizer):
-    """(L, photo, low, output pixels, timings), or the exception that stopped this image."""
+    """The output pixels of one image (16-bit where the input and the output format hold 16 bits)."""
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
-    try:
-        rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
-    except Exception as err:  # noqa: BLE001 - e.g. out of memory: this image fails, the batch goes on
-        return err
+    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
     timings["colour"] = time.perf_counter() - clock
-    return L, photo, low, rgb, timings
+    return rgb
+
+
+def _render_then_write(pool, job, outcome, colorizer, options):
+    """Render on this thread (torch's threads serve it), write in the pool: the Future of the image's timings."""
+    if isinstance(outcome, Exception):
+        return _failed_future(outcome)
+    L, photo, low, timings = outcome
+    try:
+        rgb = _render(job, L, photo, low, timings, colorizer)
+    except Exception as err:  # noqa: BLE001 - e.g. out of memory: this image fails, the batch goes on
+        return _failed_future(err)
+    return pool.submit(_write, job, L, photo, low, rgb, timings, colorizer, options)
 
 
 def _write(job, L, photo, low, rgb, timings, colorizer, options):
