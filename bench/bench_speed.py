@@ -181,7 +181,11 @@ def network_speed(module, batch, device, precision="auto", min_seconds=1.0):
     """
     import torch
 
-    from colorize_cli.inference_tuning import autocast, autocast_dtype, tune_for_inference
+    from colorize_cli.inference_tuning import (
+        autocast,
+        autocast_dtype,
+        tune_for_inference,
+    )
 
     device = torch.device(device)
     x = torch.randn(batch, 1, *WORKING_SIZE, device=device).contiguous(memory_format=torch.channels_last)
@@ -226,7 +230,8 @@ def machine_line():
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -242,10 +247,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="Small inputs and batch 1 only (a smoke test).")
     args = parser.parse_args()
 
-    import torch
+
+    import peers
 
     from colorize_cli.inference import DEFAULT_MODEL
-    import peers
 
     model = args.model or DEFAULT_MODEL
     started = time.perf_counter()

@@ -31,7 +31,13 @@ from colorize_cli.download import DownloadOptions
 from colorize_cli.fsutil import atomic_write
 from colorize_cli.perceptual_hash import NearDuplicateIndex
 from colorize_cli.photo_prep import PhotoError, PhotoOptions, prepare_photo
-from colorize_cli.sources import SourceOptions, SourceTally, iter_items, read_label_list, source_kind
+from colorize_cli.sources import (
+    SourceOptions,
+    SourceTally,
+    iter_items,
+    read_label_list,
+    source_kind,
+)
 from colorize_cli.splits import DEFAULT_VAL_FRACTION, content_hash, split_for
 
 FORMAT = "colorize-prep-dataset/1"

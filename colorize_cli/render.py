@@ -14,7 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_cli.color import _RGB_FROM_XYZ, _WHITE, _F_INV_EPS, _F_SLOPE, _linear_to_srgb
+from colorize_cli.color import (
+    _F_INV_EPS,
+    _F_SLOPE,
+    _RGB_FROM_XYZ,
+    _WHITE,
+    _linear_to_srgb,
+)
 
 # Full-resolution pixels per strip: the temporaries (~60 B/px) stay in the CPU's cache, and the ~60 torch
 # calls per strip (holding the GIL, which the other batch workers want) stay few.

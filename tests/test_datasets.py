@@ -11,7 +11,13 @@ from torch.utils.data import DataLoader
 
 from colorize_cli.color import AB_SCALE
 from colorize_cli.dataset_prep import PrepOptions, prep_dataset
-from colorize_cli.datasets import DatasetError, dataset_summary, load_ab_prior, num_labels, open_dataset
+from colorize_cli.datasets import (
+    DatasetError,
+    dataset_summary,
+    load_ab_prior,
+    num_labels,
+    open_dataset,
+)
 from colorize_cli.photo_prep import PhotoOptions
 from colorize_cli.splits import split_for
 from tests.prep_helpers import write_photos

@@ -29,7 +29,14 @@ from colorize_cli.image_io import read_image
 from colorize_cli.progress import one_line
 from colorize_cli.run_folder import RunFolder
 from colorize_cli.training import train
-from tests.hostile_corpus import build_corpus, photo, denied, drop_permission_kinds, permission_prefix, tree_hashes
+from tests.hostile_corpus import (
+    build_corpus,
+    denied,
+    drop_permission_kinds,
+    permission_prefix,
+    photo,
+    tree_hashes,
+)
 from tests.test_train import quiet, tiny_config, write_photos
 
 REPO = Path(__file__).resolve().parent.parent

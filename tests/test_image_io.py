@@ -13,7 +13,12 @@ from skimage import color, data
 
 from colorize_cli import image_io
 from colorize_cli.fsutil import atomic_write
-from colorize_cli.image_io import ImageReadError, read_image, read_luminance, write_image
+from colorize_cli.image_io import (
+    ImageReadError,
+    read_image,
+    read_luminance,
+    write_image,
+)
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 RNG = np.random.default_rng(7)

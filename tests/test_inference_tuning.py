@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from colorize_cli.inference import Colorizer
-from colorize_cli.inference_tuning import PrecisionError, autocast_dtype, fold_batchnorm, native_bf16, tune_for_inference
+from colorize_cli.inference_tuning import (
+    PrecisionError,
+    autocast_dtype,
+    fold_batchnorm,
+    native_bf16,
+    tune_for_inference,
+)
 from colorize_cli.models import MODEL_NAMES, build_model
 
 

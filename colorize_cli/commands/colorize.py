@@ -9,7 +9,14 @@ import click
 from colorize_cli.batch import BatchOptions, run_batch
 from colorize_cli.checkpoint import CheckpointError
 from colorize_cli.commands.common import device_option, precision_option, user_errors
-from colorize_cli.discovery import InputError, default_output_dir, in_shard, parse_shard, plan_jobs, read_path_list
+from colorize_cli.discovery import (
+    InputError,
+    default_output_dir,
+    in_shard,
+    parse_shard,
+    plan_jobs,
+    read_path_list,
+)
 from colorize_cli.inference import DEFAULT_MODEL, Colorizer
 from colorize_cli.inference_tuning import PrecisionError
 from colorize_cli.progress import progress_reporter

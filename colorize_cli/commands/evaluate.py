@@ -7,13 +7,24 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from colorize_cli.checkpoint import CheckpointError
-from colorize_cli.commands.common import FatalError, device_option, precision_option, user_errors
-from colorize_cli.inference_tuning import PrecisionError
+from colorize_cli.commands.common import (
+    FatalError,
+    device_option,
+    precision_option,
+    user_errors,
+)
 from colorize_cli.evaluate import evaluate_folder, resolve_methods, write_report
+from colorize_cli.inference_tuning import PrecisionError
 from colorize_cli.progress import one_line
 
 # Problems listed on the terminal; report.md and report.json list them all.

@@ -15,7 +15,14 @@ from colorize_cli.export import CHOICES, export_run
 from colorize_cli.models import MODEL_NAMES, config_class
 from colorize_cli.recipes import recipe_class
 from colorize_cli.run_folder import RunFolderError
-from colorize_cli.training import RunConfig, Session, TrainingError, default_workers, load_settings, train
+from colorize_cli.training import (
+    RunConfig,
+    Session,
+    TrainingError,
+    default_workers,
+    load_settings,
+    train,
+)
 from colorize_cli.validation import BEST_METRICS
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
