@@ -1,6 +1,7 @@
 """`colorize colorize PATH...` (the default command): the batch job."""
 
 import json
+import os
 import signal
 import sys
 
@@ -21,6 +22,8 @@ from colorize_cli.inference import DEFAULT_MODEL, Colorizer
 from colorize_cli.inference_tuning import PrecisionError
 from colorize_cli.progress import progress_reporter
 from colorize_cli.stop_signals import StopSignals
+
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 
 
 @click.command(
@@ -50,8 +53,8 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
 @click.option("--diagnostics", is_flag=True, help="Also write <name>.diagnostics.png (L, a, b, result) and <name>.diagnostics.json.")
 @click.option("--shard", help="K/N: process only the K-th of N deterministic parts of the inputs.")
-@click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Images of the same size that go through the network together (helps on GPUs).")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads decoding and encoding beside the network.")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Images of the same size that go through the network together, on the main thread while the workers read and write (helps on GPUs).")
+@click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True, help="Worker threads; at --batch-size 1 each takes one image from file to file (torch single-threaded on CPU). Default: one per core, at most 4 (each holds an image: ~0.3 GB at 24 MP).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @precision_option
