@@ -2,9 +2,10 @@
 
 Image by image (the default), each worker thread takes one image from file to file, with torch
 single-threaded on CPU. With --batch-size > 1, same-size images share one network call on the main
-thread while workers read and write (image codecs release the GIL). Every output is written atomically, so a file under
-its final name is always complete, and an interrupted batch resumes by skipping outputs that exist.
-A full or read-only output disk stops the batch: every later image would fail the same way.
+thread while workers read and write (image codecs release the GIL). Every output is written
+atomically, so a file under its final name is always complete, and an interrupted batch resumes by
+skipping outputs that exist. A full or read-only output disk stops the batch: every later image would
+fail the same way.
 """
 
 import dataclasses

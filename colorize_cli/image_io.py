@@ -1,8 +1,8 @@
 """Photo files in and out: pixels as float arrays, upright, with their EXIF and ICC profile carried along.
 
-Reading: any file Pillow opens (the first frame of GIF/WebP/TIFF, with a warning when there are more). Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits
-go through tifffile when it has their codec (none, deflate, packbits...): it keeps 16 bits, which Pillow
-cannot for colour. Other TIFFs (LZW, JPEG, G4, palette, CMYK) go through Pillow. What each file becomes:
+Reading: any file Pillow opens (the first frame of GIF/WebP/TIFF, with a warning when there are more).
+Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits go through tifffile when it has their codec (none,
+deflate, packbits...): it keeps 16 bits, which Pillow cannot for colour. Other TIFFs (LZW, JPEG, G4, palette, CMYK) go through Pillow. What each file becomes:
   1, L, gray palette, I;16*, I, F, gray TIFF  -> gray (H, W); I;16 and deeper -> bit_depth 16
   RGB, colour palette, CMYK, YCbCr, RGB TIFF  -> colour (H, W, 3); CMYK by Pillow's plain formula
   any alpha (LA, RGBA, PA, palette transparency, TIFF alpha) -> composited on white
@@ -107,8 +107,7 @@ class ImageReadError(ValueError):
 def read_image(path: str | os.PathLike) -> Photo:
     """Read a photo (see the module docstring for what each kind of file becomes); raises ImageReadError."""
     samples, premultiplied, photo = _decode(path)
-    pixels, _ = _to_unit(samples, premultiplied)
-    return dataclasses.replace(photo, pixels=pixels)
+    return dataclasses.replace(photo, pixels=_to_unit(samples, premultiplied))
 
 
 def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
@@ -116,7 +115,7 @@ def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
     samples, premultiplied, photo = _decode(path)
     if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] in (1, 3):  # no alpha: per-code tables
         return _lightness_of_codes(samples), photo
-    return luminance(_to_unit(samples, premultiplied)[0]), photo
+    return luminance(_to_unit(samples, premultiplied)), photo
 
 
 def _decode(path: str | os.PathLike) -> tuple[np.ndarray, bool, Photo]:
@@ -177,24 +176,31 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
     lightness = np.empty(pixels.shape[:2], np.float32)
     rows = max(1, _STRIP_PIXELS // max(1, pixels.shape[1]))
     for top in range(0, len(lightness), rows):  # strips keep the float64 temporaries small
-        value = pixels[top : top + rows].astype(np.float64)
-        linear = np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+        linear = _srgb_to_linear(pixels[top : top + rows].astype(np.float64))
         y = linear if linear.ndim == 2 else linear @ _SRGB_TO_Y  # the Y row sums to 1: gray v has Y = linear v
-        lightness[top : top + rows] = np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
+        lightness[top : top + rows] = _lightness_of_y(y)
     return lightness
+
+
+def _srgb_to_linear(value: np.ndarray) -> np.ndarray:
+    return np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+
+
+def _lightness_of_y(y: np.ndarray) -> np.ndarray:
+    """CIE L* of relative luminance Y (white = 1)."""
+    return np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
 
 
 def _lightness_of_codes(samples: np.ndarray) -> np.ndarray:
     """luminance() of integer samples (H, W, 1 or 3) through per-code tables: no float copy of the image."""
+    linear_of_code, lightness_of_code = _code_tables(samples.dtype.str)
     if samples.shape[2] == 1:
-        return np.take(_code_tables(samples.dtype.str)[1], samples[..., 0])
-    linear_of_code = _code_tables(samples.dtype.str)[0]
+        return np.take(lightness_of_code, samples[..., 0])
     y_weights = _SRGB_TO_Y.astype(np.float32)
     lightness = np.empty(samples.shape[:2], np.float32)
     rows = max(1, _STRIP_PIXELS // samples.shape[1])
     for top in range(0, len(lightness), rows):
-        y = linear_of_code[samples[top : top + rows]] @ y_weights
-        lightness[top : top + rows] = np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
+        lightness[top : top + rows] = _lightness_of_y(linear_of_code[samples[top : top + rows]] @ y_weights)
     return lightness
 
 
@@ -202,10 +208,8 @@ def _lightness_of_codes(samples: np.ndarray) -> np.ndarray:
 def _code_tables(dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """For every code of an unsigned integer type: its linear light and its L* as a gray value (float32)."""
     codes = np.arange(np.iinfo(np.dtype(dtype)).max + 1)
-    value = codes / codes[-1]
-    linear = np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
-    lightness = np.where(linear > _LAB_EPSILON, 116 * np.cbrt(linear) - 16, _LAB_KAPPA * linear)
-    return linear.astype(np.float32), lightness.astype(np.float32)
+    linear = _srgb_to_linear(codes / codes[-1])
+    return linear.astype(np.float32), _lightness_of_y(linear).astype(np.float32)
 
 
 def write_image(
@@ -310,9 +314,8 @@ def _bit_depth(samples: np.ndarray) -> int:
     return 8 if samples.dtype == np.uint8 else 16
 
 
-def _to_unit(samples: np.ndarray, premultiplied: bool) -> tuple[np.ndarray, int]:
-    """Float32 C-ordered pixels in [0, 1] and bit depth; alpha composited on white; one channel -> (H, W)."""
-    bit_depth = _bit_depth(samples)
+def _to_unit(samples: np.ndarray, premultiplied: bool) -> np.ndarray:
+    """Float32 C-ordered pixels in [0, 1]; alpha composited on white; one channel -> (H, W)."""
     top = np.iinfo(samples.dtype).max if samples.dtype.kind == "u" else 1
     pixels = samples.astype(np.float32, order="C")
     if top == 1:
@@ -322,7 +325,7 @@ def _to_unit(samples: np.ndarray, premultiplied: bool) -> tuple[np.ndarray, int]
     if pixels.shape[2] in (2, 4):
         colour, alpha = pixels[..., :-1], pixels[..., -1:]
         pixels = colour + (1 - alpha) if premultiplied else colour * alpha + (1 - alpha)
-    return (pixels[..., 0] if pixels.shape[2] == 1 else pixels), bit_depth
+    return pixels[..., 0] if pixels.shape[2] == 1 else pixels
 
 
 def _output_exif(exif: bytes | None, description: str | None) -> Image.Exif:

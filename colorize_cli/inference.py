@@ -56,7 +56,6 @@ class Colorizer:
     def __init__(self, model, device="cpu", render_size=None, saturation=1.0, header=None, precision="fp32"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.precision = precision
         self.autocast_dtype = autocast_dtype(precision, self.device)
         self.render_size = int(render_size or model.default_render_size)
         self.saturation = float(saturation)
