@@ -18,10 +18,10 @@ import tifffile
 import torch
 from PIL import Image
 
-from colorize_cli.batch import BatchOptions, run_batch
-from colorize_cli.checkpoint import save_checkpoint
-from colorize_cli.discovery import plan_jobs
-from colorize_cli.inference import Colorizer
+from colorize_cli.colorize.batch import BatchOptions, run_batch
+from colorize_cli.models.checkpoint import save_checkpoint
+from colorize_cli.photos.discovery import plan_jobs
+from colorize_cli.colorize.inference import Colorizer
 from colorize_cli.models import build_model
 
 MB = 1 << 20

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorize_cli.dataset_prep import PrepOptions, prep_dataset
-from colorize_cli.datasets import open_dataset
+from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.train.datasets import open_dataset
 
 CROP = 128
 READS = 1000

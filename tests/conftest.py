@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from skimage import data, transform
 
-from colorize_cli.checkpoint import save_checkpoint
+from colorize_cli.models.checkpoint import save_checkpoint
 from colorize_cli.models import build_model
 
 

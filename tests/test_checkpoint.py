@@ -8,14 +8,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from colorize_cli.checkpoint import (
+from colorize_cli.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
     read_header,
     record_checksum,
     save_checkpoint,
 )
-from colorize_cli.color import AB_SCALE
+from colorize_cli.colour.color import AB_SCALE
 from colorize_cli.models import MODEL_NAMES, build_model
 
 

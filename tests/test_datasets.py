@@ -9,17 +9,17 @@ import torch
 from skimage.color import rgb2lab
 from torch.utils.data import DataLoader
 
-from colorize_cli.color import AB_SCALE
-from colorize_cli.dataset_prep import PrepOptions, prep_dataset
-from colorize_cli.datasets import (
+from colorize_cli.colour.color import AB_SCALE
+from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.train.datasets import (
     DatasetError,
     dataset_summary,
     load_ab_prior,
     num_labels,
     open_dataset,
 )
-from colorize_cli.photo_prep import PhotoOptions
-from colorize_cli.splits import split_for
+from colorize_cli.prep.photo_prep import PhotoOptions
+from colorize_cli.prep.splits import split_for
 from tests.prep_helpers import write_photos
 
 CROP = 32

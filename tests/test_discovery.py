@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colorize_cli.discovery import (
+from colorize_cli.photos.discovery import (
     InputError,
     Job,
     default_output_dir,

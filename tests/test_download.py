@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from colorize_cli.dataset_prep import PrepOptions, prep_dataset
-from colorize_cli.download import DownloadOptions, download_files, fetch
-from colorize_cli.photo_prep import PhotoOptions
-from colorize_cli.sources import SourceTally, read_unsplash_rows, sized_url
+from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.prep.download import DownloadOptions, download_files, fetch
+from colorize_cli.prep.photo_prep import PhotoOptions
+from colorize_cli.prep.sources import SourceTally, read_unsplash_rows, sized_url
 from tests.prep_helpers import jpeg_bytes, local_server, make_photo
 
 FAST = DownloadOptions(workers=4, retries=2, backoff_s=0.01, max_bytes=50_000, timeout_s=5)

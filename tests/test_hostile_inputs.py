@@ -23,12 +23,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from colorize_cli.checkpoint import load_checkpoint, read_header
+from colorize_cli.models.checkpoint import load_checkpoint, read_header
 from colorize_cli.cli import cli
-from colorize_cli.image_io import read_image
+from colorize_cli.photos.image_io import read_image
 from colorize_cli.progress import one_line
-from colorize_cli.run_folder import RunFolder
-from colorize_cli.training import train
+from colorize_cli.train.run_folder import RunFolder
+from colorize_cli.train.training import train
 from tests.hostile_corpus import (
     build_corpus,
     denied,
@@ -424,8 +424,9 @@ def test_prep_dataset_and_evaluate_name_an_output_they_cannot_write(command, fau
 TRAIN_AND_HANG = """
 import os, sys, time
 import torch
-from colorize_cli import checkpoint, run_folder
-from colorize_cli.training import train
+from colorize_cli.models import checkpoint
+from colorize_cli.train import run_folder
+from colorize_cli.train.training import train
 from tests.test_train import quiet, tiny_config
 
 out, data, target, ready = sys.argv[1:]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from colorize_cli.inference import Colorizer
-from colorize_cli.inference_tuning import (
+from colorize_cli.colorize.inference import Colorizer
+from colorize_cli.models.inference_tuning import (
     PrecisionError,
     autocast_dtype,
     fold_batchnorm,

@@ -7,8 +7,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorize_cli import metrics
-from colorize_cli.ab_bins import bin_centers, hard_encode
+from colorize_cli.colour import metrics
+from colorize_cli.colour.ab_bins import bin_centers, hard_encode
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colorize_cli import render as render_module
-from colorize_cli.color import lab_to_rgb
-from colorize_cli.render import fold_coefficients, render
-from colorize_cli.upsample import guided_coefficients, guided_upsample
+from colorize_cli.colour import render as render_module
+from colorize_cli.colour.color import lab_to_rgb
+from colorize_cli.colour.render import fold_coefficients, render
+from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 
 RNG = np.random.default_rng(7)
 

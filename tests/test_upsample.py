@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colorize_cli.upsample import guided_upsample
+from colorize_cli.colour.upsample import guided_upsample
 
 
 def _edge_scene(size=256, factor=8):
@@ -92,7 +92,7 @@ def test_a_flat_guide_keeps_chroma_within_its_range(sizes, seed):
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 4))
 def test_box_sum_by_running_sums_matches_pooling(height, width, radius):
-    from colorize_cli.upsample import _box_sum
+    from colorize_cli.colour.upsample import _box_sum
 
     x = torch.rand(2, 3, height, width, dtype=torch.float64)
     size = 2 * radius + 1

@@ -1,4 +1,6 @@
-"""Click commands: each parses options, calls the library and prints; no work happens here."""
+"""Click commands: each parses options, calls the library and prints; no work happens here.
+
+The top of the package: every stage below is reachable from one of these four commands."""
 
 from colorize_cli.commands.colorize import colorize_command
 from colorize_cli.commands.evaluate import evaluate_command

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from colorize_cli.batch import BatchOptions, run_batch
-from colorize_cli.checkpoint import CheckpointError
+from colorize_cli.colorize.batch import BatchOptions, run_batch
+from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.commands.common import device_option, precision_option, user_errors
-from colorize_cli.discovery import (
+from colorize_cli.photos.discovery import (
     InputError,
     default_output_dir,
     in_shard,
@@ -18,8 +18,8 @@ from colorize_cli.discovery import (
     plan_jobs,
     read_path_list,
 )
-from colorize_cli.inference import DEFAULT_MODEL, Colorizer
-from colorize_cli.inference_tuning import PrecisionError
+from colorize_cli.colorize.inference import DEFAULT_MODEL, Colorizer
+from colorize_cli.models.inference_tuning import PrecisionError
 from colorize_cli.progress import progress_reporter
 from colorize_cli.stop_signals import StopSignals
 

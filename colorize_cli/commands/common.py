@@ -5,7 +5,7 @@ import functools
 import click
 
 from colorize_cli.device import DEVICE_CHOICES, DeviceError, resolve_device
-from colorize_cli.inference_tuning import PRECISIONS
+from colorize_cli.models.inference_tuning import PRECISIONS
 
 
 def device_option(func):

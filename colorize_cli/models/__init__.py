@@ -1,4 +1,6 @@
-"""The model zoo: every colorization model registered by its CLI name with its dataclass config."""
+"""The model zoo: every colorization model registered by its CLI name with its dataclass config.
+
+Also the one checkpoint format and inference-time folding; built on the colour core and photos (atomic writes)."""
 
 import dataclasses
 from collections.abc import Mapping

@@ -26,19 +26,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from colorize_cli.ab_bins import NUM_BINS, smoothed_prior
-from colorize_cli.download import DownloadOptions
-from colorize_cli.fsutil import atomic_write
-from colorize_cli.perceptual_hash import NearDuplicateIndex
-from colorize_cli.photo_prep import PhotoError, PhotoOptions, prepare_photo
-from colorize_cli.sources import (
+from colorize_cli.colour.ab_bins import NUM_BINS, smoothed_prior
+from colorize_cli.prep.download import DownloadOptions
+from colorize_cli.photos.fsutil import atomic_write
+from colorize_cli.prep.perceptual_hash import NearDuplicateIndex
+from colorize_cli.prep.photo_prep import PhotoError, PhotoOptions, prepare_photo
+from colorize_cli.prep.sources import (
     SourceOptions,
     SourceTally,
     iter_items,
     read_label_list,
     source_kind,
 )
-from colorize_cli.splits import DEFAULT_VAL_FRACTION, content_hash, split_for
+from colorize_cli.prep.splits import DEFAULT_VAL_FRACTION, content_hash, split_for
 
 FORMAT = "colorize-prep-dataset/1"
 SHARD_FORMAT = "raw-rgb8"

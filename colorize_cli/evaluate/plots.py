@@ -4,7 +4,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from colorize_cli.fsutil import atomic_write
+from colorize_cli.photos.fsutil import atomic_write
 
 # Inches per grid cell and dots per inch: a 256 px image keeps roughly its own resolution.
 CELL_INCHES = 2.6

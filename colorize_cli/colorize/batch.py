@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import torch
 
 from colorize_cli import __version__
-from colorize_cli.diagnostics import write_diagnostics
-from colorize_cli.image_io import ImageReadError, read_luminance, write_image
+from colorize_cli.colorize.diagnostics import write_diagnostics
+from colorize_cli.photos.image_io import ImageReadError, read_luminance, write_image
 
 SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
 # Write errors that every later output would meet too.

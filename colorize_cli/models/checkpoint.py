@@ -12,8 +12,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from colorize_cli import __version__
-from colorize_cli.color import AB_SCALE
-from colorize_cli.fsutil import atomic_write
+from colorize_cli.colour.color import AB_SCALE
+from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.models import MODEL_NAMES, build_model
 
 FORMAT = "colorize-checkpoint/1"

@@ -30,8 +30,8 @@ import numpy as np
 import tifffile
 from PIL import ExifTags, Image, TiffTags, UnidentifiedImageError
 
-from . import __version__
-from .fsutil import atomic_write
+from colorize_cli import __version__
+from colorize_cli.photos.fsutil import atomic_write
 
 MAX_PIXELS = 300_000_000
 """Largest image read_image accepts (Pillow's bomb guard rises to match); raise it knowingly for bigger scans."""
@@ -139,7 +139,7 @@ def _decode(path: str | os.PathLike) -> tuple[np.ndarray, bool, Photo]:
             icc = im.info.get("icc_profile")
             fmt = im.format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.image_io.MAX_PIXELS to read it)"
+        cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.photos.image_io.MAX_PIXELS to read it)"
         raise ImageReadError(path, cause) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file, or a kind Pillow cannot read") from None

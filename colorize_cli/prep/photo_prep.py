@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from colorize_cli.ab_bins import ab_histogram
-from colorize_cli.color import rgb_to_lab
-from colorize_cli.perceptual_hash import dhash
+from colorize_cli.colour.ab_bins import ab_histogram
+from colorize_cli.colour.color import rgb_to_lab
+from colorize_cli.prep.perceptual_hash import dhash
 
 CROPS = ("none", "center", "random")
 AB_SAMPLES = 1024  # pixels per image in the ab histogram (a strided grid: no averaging, no desaturation)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorize_cli.ab_bins import rebalance_weights, soft_encode
-from colorize_cli.color import unit_to_ab
+from colorize_cli.colour.ab_bins import rebalance_weights, soft_encode
+from colorize_cli.colour.color import unit_to_ab
 from colorize_cli.models.gan import PatchDiscriminator
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from colorize_cli.ab_bins import hard_encode
+from colorize_cli.colour.ab_bins import hard_encode
 
 # Thresholds of the cumulative ab error curve, Lab units (Zhang et al. 2016, Fig. 4).
 THRESHOLDS = np.arange(151)

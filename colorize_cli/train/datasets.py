@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from colorize_cli.color import ab_to_unit, normalize_l, rgb_to_lab
-from colorize_cli.dataset_prep import FORMAT
-from colorize_cli.photo_prep import PhotoError, PhotoOptions, decode_photo
-from colorize_cli.sources import SourceOptions, SourceTally, iter_items
-from colorize_cli.splits import content_hash, split_for
+from colorize_cli.colour.color import ab_to_unit, normalize_l, rgb_to_lab
+from colorize_cli.prep.dataset_prep import FORMAT
+from colorize_cli.prep.photo_prep import PhotoError, PhotoOptions, decode_photo
+from colorize_cli.prep.sources import SourceOptions, SourceTally, iter_items
+from colorize_cli.prep.splits import content_hash, split_for
 
 SPLITS = ("train", "val")
 SCAN_SIDE = 32  # decode size when checking a plain folder's files: JPEGs decode at 1/8 scale, fast

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from colorize_cli.discovery import is_image_name
-from colorize_cli.download import DownloadOptions, download_files
+from colorize_cli.photos.discovery import is_image_name
+from colorize_cli.prep.download import DownloadOptions, download_files
 
 URL_COLUMN = "photo_image_url"
 ID_COLUMN = "photo_id"
