@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from colorize_cli.colorize.batch import BatchOptions, run_batch
+from colorize_cli.colorize.colorizer import Colorizer
+from colorize_cli.models import build_model
 from colorize_cli.models.checkpoint import save_checkpoint
 from colorize_cli.photos.discovery import plan_jobs
-from colorize_cli.colorize.inference import Colorizer
-from colorize_cli.models import build_model
 
 MB = 1 << 20
 

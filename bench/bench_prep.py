@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
 from colorize_cli.train.datasets import open_dataset
 
 CROP = 128

@@ -45,7 +45,7 @@ import json, sys, time
 import torch
 from colorize_cli.colorize.batch import BatchOptions, run_batch
 from colorize_cli.photos.discovery import plan_jobs
-from colorize_cli.colorize.inference import Colorizer
+from colorize_cli.colorize.colorizer import Colorizer
 source, out, model, device, workers = sys.argv[1:6]
 colorizer = Colorizer.from_checkpoint(model, device)
 jobs = plan_jobs([source], out)
@@ -107,7 +107,7 @@ def io_floor(files, outputs, scratch, workers=WORKERS):
     import tifffile
     from PIL import Image
 
-    from colorize_cli.photos.image_io import write_image
+    from colorize_cli.photos.io import write_image
 
     scratch.mkdir(exist_ok=True)
     decoded = [tifffile.imread(path) if path.suffix == ".tif" else np.asarray(Image.open(path)) for path in outputs]
@@ -143,10 +143,10 @@ def stage_profile(path, model, device, scratch, repeats=3):
     import torch
     from PIL import Image
 
-    from colorize_cli.photos.image_io import read_luminance, write_image
-    from colorize_cli.colorize.inference import Colorizer
+    from colorize_cli.colorize.colorizer import Colorizer
     from colorize_cli.colour.render import fold_coefficients, render
     from colorize_cli.colour.upsample import guided_coefficients
+    from colorize_cli.photos.io import read_luminance, write_image
 
     colorizer = Colorizer.from_checkpoint(model, device)
     before = torch.get_num_threads()
@@ -206,9 +206,9 @@ def network_speed(module, batch, device, precision="auto", min_seconds=1.0):
 
 def our_networks(device):
     """Each model of the zoo: shipped weights where present, else the default config random-initialised."""
-    from colorize_cli.models.checkpoint import load_checkpoint
-    from colorize_cli.colorize.inference import weights_dir
+    from colorize_cli.colorize.colorizer import weights_dir
     from colorize_cli.models import MODEL_NAMES, build_model
+    from colorize_cli.models.checkpoint import load_checkpoint
 
     for name in MODEL_NAMES:
         path = weights_dir() / f"{name}.safetensors"
@@ -250,7 +250,7 @@ def main():
 
     import peers
 
-    from colorize_cli.colorize.inference import DEFAULT_MODEL
+    from colorize_cli.colorize.colorizer import DEFAULT_MODEL
 
     model = args.model or DEFAULT_MODEL
     started = time.perf_counter()

@@ -12,21 +12,21 @@ __version__ = "0.1.0"
 
 # Imported lazily so that `import colorize_cli` (and `colorize --version`) stays cheap.
 _EXPORTS = {
-    "Colorizer": "colorize_cli.colorize.inference",
-    "read_image": "colorize_cli.photos.image_io",
-    "read_luminance": "colorize_cli.photos.image_io",
-    "write_image": "colorize_cli.photos.image_io",
-    "rgb_to_lab": "colorize_cli.colour.color",
-    "lab_to_rgb": "colorize_cli.colour.color",
+    "Colorizer": "colorize_cli.colorize.colorizer",
+    "read_image": "colorize_cli.photos.io",
+    "read_luminance": "colorize_cli.photos.io",
+    "write_image": "colorize_cli.photos.io",
+    "rgb_to_lab": "colorize_cli.colour.lab",
+    "lab_to_rgb": "colorize_cli.colour.lab",
     "build_model": "colorize_cli.models",
     "MODEL_NAMES": "colorize_cli.models",
     "save_checkpoint": "colorize_cli.models.checkpoint",
     "load_checkpoint": "colorize_cli.models.checkpoint",
     "plan_jobs": "colorize_cli.photos.discovery",
     "run_batch": "colorize_cli.colorize.batch",
-    "evaluate_folder": "colorize_cli.evaluate.evaluate",
-    "prep_dataset": "colorize_cli.prep.dataset_prep",
-    "train": "colorize_cli.train.training",
+    "evaluate_folder": "colorize_cli.evaluate.report",
+    "prep_dataset": "colorize_cli.prep.pipeline",
+    "train": "colorize_cli.train.loop",
 }
 
 __all__ = ["__version__", *_EXPORTS]

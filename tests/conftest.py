@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from skimage import data, transform
 
-from colorize_cli.models.checkpoint import save_checkpoint
 from colorize_cli.models import build_model
+from colorize_cli.models.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="session")

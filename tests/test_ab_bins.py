@@ -17,7 +17,7 @@ from colorize_cli.colour.ab_bins import (
     smoothed_prior,
     soft_encode,
 )
-from colorize_cli.colour.color import rgb_to_lab
+from colorize_cli.colour.lab import rgb_to_lab
 
 # Zhang et al.'s pts_in_hull.npy, row by row: a -> (first b, last b), every 10 in between.
 ZHANG_ROWS = {

@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from colorize_cli.colour.lab import AB_SCALE
+from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -15,8 +17,6 @@ from colorize_cli.models.checkpoint import (
     record_checksum,
     save_checkpoint,
 )
-from colorize_cli.colour.color import AB_SCALE
-from colorize_cli.models import MODEL_NAMES, build_model
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

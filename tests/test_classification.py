@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from colorize_cli.colour.ab_bins import annealed_mean, bin_centers
-from colorize_cli.colour.color import AB_SCALE
+from colorize_cli.colour.lab import AB_SCALE
 from colorize_cli.models.classification import ClassificationConfig, ClassificationModel
 
 

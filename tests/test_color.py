@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage import color
 
-from colorize_cli.colour.color import (
+from colorize_cli.colour.lab import (
     ab_to_unit,
     gray_to_l,
     lab_to_rgb,

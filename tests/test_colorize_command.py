@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import ExifTags, Image
 
 from colorize_cli.cli import cli
-from colorize_cli.photos.image_io import read_image, read_luminance
+from colorize_cli.photos.io import read_image, read_luminance
 from tests.conftest import small_photo
 
 

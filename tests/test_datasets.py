@@ -9,8 +9,10 @@ import torch
 from skimage.color import rgb2lab
 from torch.utils.data import DataLoader
 
-from colorize_cli.colour.color import AB_SCALE
-from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.colour.lab import AB_SCALE
+from colorize_cli.prep.photo import PhotoOptions
+from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
+from colorize_cli.prep.splits import split_for
 from colorize_cli.train.datasets import (
     DatasetError,
     dataset_summary,
@@ -18,8 +20,6 @@ from colorize_cli.train.datasets import (
     num_labels,
     open_dataset,
 )
-from colorize_cli.prep.photo_prep import PhotoOptions
-from colorize_cli.prep.splits import split_for
 from tests.prep_helpers import write_photos
 
 CROP = 32

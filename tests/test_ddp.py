@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorize_cli.train.training import train
+from colorize_cli.train.loop import train
 from tests.test_train import quiet, tiny_config, write_photos
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
 from colorize_cli.prep.download import DownloadOptions, download_files, fetch
-from colorize_cli.prep.photo_prep import PhotoOptions
+from colorize_cli.prep.photo import PhotoOptions
+from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
 from colorize_cli.prep.sources import SourceTally, read_unsplash_rows, sized_url
 from tests.prep_helpers import jpeg_bytes, local_server, make_photo
 

@@ -11,9 +11,9 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorize_cli.colour import metrics
 from colorize_cli.cli import cli
-from colorize_cli.evaluate.evaluate import (
+from colorize_cli.colour import metrics
+from colorize_cli.evaluate.report import (
     GRAY,
     REPORT_FILES,
     crop_photo,

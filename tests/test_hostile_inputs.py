@@ -23,12 +23,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from colorize_cli.models.checkpoint import load_checkpoint, read_header
 from colorize_cli.cli import cli
-from colorize_cli.photos.image_io import read_image
+from colorize_cli.models.checkpoint import load_checkpoint, read_header
+from colorize_cli.photos.io import read_image
 from colorize_cli.progress import one_line
+from colorize_cli.train.loop import train
 from colorize_cli.train.run_folder import RunFolder
-from colorize_cli.train.training import train
 from tests.hostile_corpus import (
     build_corpus,
     denied,
@@ -426,7 +426,7 @@ import os, sys, time
 import torch
 from colorize_cli.models import checkpoint
 from colorize_cli.train import run_folder
-from colorize_cli.train.training import train
+from colorize_cli.train.loop import train
 from tests.test_train import quiet, tiny_config
 
 out, data, target, ready = sys.argv[1:]

@@ -11,9 +11,9 @@ import tifffile
 from PIL import ExifTags, Image, ImageCms, ImageOps
 from skimage import color, data
 
-from colorize_cli.photos import image_io
+from colorize_cli.photos import io as image_io
 from colorize_cli.photos.fsutil import atomic_write
-from colorize_cli.photos.image_io import (
+from colorize_cli.photos.io import (
     ImageReadError,
     read_image,
     read_luminance,

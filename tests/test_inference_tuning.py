@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from colorize_cli.colorize.inference import Colorizer
+from colorize_cli.colorize.colorizer import Colorizer
+from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.inference_tuning import (
     PrecisionError,
     autocast_dtype,
@@ -11,7 +12,6 @@ from colorize_cli.models.inference_tuning import (
     native_bf16,
     tune_for_inference,
 )
-from colorize_cli.models import MODEL_NAMES, build_model
 
 
 def _trained_looking(name):

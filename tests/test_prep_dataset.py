@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from PIL import Image, ImageCms
 from skimage.color import rgb2lab
 
-from colorize_cli.colour.ab_bins import bin_centers, smoothed_prior
 from colorize_cli.cli import cli
-from colorize_cli.prep.dataset_prep import PrepOptions, prep_dataset
+from colorize_cli.colour.ab_bins import bin_centers, smoothed_prior
 from colorize_cli.prep.perceptual_hash import NearDuplicateIndex
-from colorize_cli.prep.photo_prep import PhotoOptions, chroma_spread, decode_photo
+from colorize_cli.prep.photo import PhotoOptions, chroma_spread, decode_photo
+from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
 from colorize_cli.prep.sources import SourceError
 from colorize_cli.prep.splits import split_for
 from tests.prep_helpers import jpeg_bytes, make_photo, write_photos

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from colorize_cli.colour import render as render_module
-from colorize_cli.colour.color import lab_to_rgb
+from colorize_cli.colour.lab import lab_to_rgb
 from colorize_cli.colour.render import fold_coefficients, render
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 

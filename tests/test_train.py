@@ -24,16 +24,16 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors import safe_open
 
-from colorize_cli.train import run_folder as run_folder_module
-from colorize_cli.models.checkpoint import file_sha256, load_checkpoint, read_header
 from colorize_cli.cli import cli
+from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.commands.train import Duration
-from colorize_cli.train.data_order import StepBatches
-from colorize_cli.colorize.inference import Colorizer
 from colorize_cli.models import MODEL_NAMES, build_model
-from colorize_cli.train.recipes import RecipeOptions, recipe_class
+from colorize_cli.models.checkpoint import file_sha256, load_checkpoint, read_header
 from colorize_cli.prep.splits import content_hash, split_for
-from colorize_cli.train.training import RunConfig, Session, TrainingError, train
+from colorize_cli.train import run_folder as run_folder_module
+from colorize_cli.train.data_order import StepBatches
+from colorize_cli.train.loop import RunConfig, Session, TrainingError, train
+from colorize_cli.train.recipes import RecipeOptions, recipe_class
 
 REPO = Path(__file__).resolve().parent.parent
 # Small widths keep every model at a few thousand to a few hundred thousand parameters.

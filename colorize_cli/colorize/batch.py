@@ -20,7 +20,7 @@ import torch
 
 from colorize_cli import __version__
 from colorize_cli.colorize.diagnostics import write_diagnostics
-from colorize_cli.photos.image_io import ImageReadError, read_luminance, write_image
+from colorize_cli.photos.io import ImageReadError, read_luminance, write_image
 
 SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
 # Write errors that every later output would meet too.

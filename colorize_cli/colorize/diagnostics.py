@@ -6,10 +6,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_cli.colour.color import lab_to_rgb
-from colorize_cli.photos.fsutil import atomic_write
-from colorize_cli.photos.image_io import write_image
+from colorize_cli.colour.lab import lab_to_rgb
 from colorize_cli.colour.metrics import colourfulness
+from colorize_cli.photos.fsutil import atomic_write
+from colorize_cli.photos.io import write_image
 
 PANEL_HEIGHT = 256
 # Lightness used to show a single chroma channel as a colour map.

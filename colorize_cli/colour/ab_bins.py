@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-from colorize_cli.colour.color import rgb_to_lab
+from colorize_cli.colour.lab import rgb_to_lab
 
 BIN_WIDTH = 10.0
 NUM_BINS = 313

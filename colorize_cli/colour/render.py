@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_cli.colour.color import (
+from colorize_cli.colour.lab import (
     _F_INV_EPS,
     _F_SLOPE,
     _RGB_FROM_XYZ,

@@ -8,8 +8,10 @@ import sys
 import click
 
 from colorize_cli.colorize.batch import BatchOptions, run_batch
-from colorize_cli.models.checkpoint import CheckpointError
+from colorize_cli.colorize.colorizer import DEFAULT_MODEL, Colorizer
 from colorize_cli.commands.common import device_option, precision_option, user_errors
+from colorize_cli.models.checkpoint import CheckpointError
+from colorize_cli.models.inference_tuning import PrecisionError
 from colorize_cli.photos.discovery import (
     InputError,
     default_output_dir,
@@ -18,8 +20,6 @@ from colorize_cli.photos.discovery import (
     plan_jobs,
     read_path_list,
 )
-from colorize_cli.colorize.inference import DEFAULT_MODEL, Colorizer
-from colorize_cli.models.inference_tuning import PrecisionError
 from colorize_cli.progress import progress_reporter
 from colorize_cli.stop_signals import StopSignals
 

@@ -16,14 +16,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.commands.common import (
     FatalError,
     device_option,
     precision_option,
     user_errors,
 )
-from colorize_cli.evaluate.evaluate import evaluate_folder, resolve_methods, write_report
+from colorize_cli.evaluate.report import evaluate_folder, resolve_methods, write_report
+from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.models.inference_tuning import PrecisionError
 from colorize_cli.progress import one_line
 

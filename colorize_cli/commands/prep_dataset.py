@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from colorize_cli.commands.common import FatalError, user_errors
-from colorize_cli.prep.dataset_prep import PrepError, PrepOptions, prep_dataset
 from colorize_cli.prep.download import DownloadOptions
-from colorize_cli.prep.photo_prep import CROPS, PhotoOptions
+from colorize_cli.prep.photo import CROPS, PhotoOptions
+from colorize_cli.prep.pipeline import PrepError, PrepOptions, prep_dataset
 from colorize_cli.prep.sources import SourceError
 
 MB = 1 << 20

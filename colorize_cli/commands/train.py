@@ -9,13 +9,11 @@ from pathlib import Path
 
 import click
 
-from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.commands.common import FatalError, device_option, user_errors
-from colorize_cli.train.export import CHOICES, export_run
 from colorize_cli.models import MODEL_NAMES, config_class
-from colorize_cli.train.recipes import recipe_class
-from colorize_cli.train.run_folder import RunFolderError
-from colorize_cli.train.training import (
+from colorize_cli.models.checkpoint import CheckpointError
+from colorize_cli.train.export import CHOICES, export_run
+from colorize_cli.train.loop import (
     RunConfig,
     Session,
     TrainingError,
@@ -23,6 +21,8 @@ from colorize_cli.train.training import (
     load_settings,
     train,
 )
+from colorize_cli.train.recipes import recipe_class
+from colorize_cli.train.run_folder import RunFolderError
 from colorize_cli.train.validation import BEST_METRICS
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")

@@ -12,9 +12,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from colorize_cli import __version__
-from colorize_cli.colour.color import AB_SCALE
-from colorize_cli.photos.fsutil import atomic_write
+from colorize_cli.colour.lab import AB_SCALE
 from colorize_cli.models import MODEL_NAMES, build_model
+from colorize_cli.photos.fsutil import atomic_write
 
 FORMAT = "colorize-checkpoint/1"
 HEADER_KEY = "colorize"

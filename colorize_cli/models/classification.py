@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.colour.ab_bins import NUM_BINS, annealed_mean
-from colorize_cli.colour.color import ab_to_unit
+from colorize_cli.colour.lab import ab_to_unit
 from colorize_cli.models.base import ColorizationModel, conv_bn_relu
 
 

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from colorize_cli.colour.color import ab_to_unit, normalize_l, rgb_to_lab
-from colorize_cli.prep.dataset_prep import FORMAT
-from colorize_cli.prep.photo_prep import PhotoError, PhotoOptions, decode_photo
+from colorize_cli.colour.lab import ab_to_unit, normalize_l, rgb_to_lab
+from colorize_cli.prep.photo import PhotoError, PhotoOptions, decode_photo
+from colorize_cli.prep.pipeline import FORMAT
 from colorize_cli.prep.sources import SourceOptions, SourceTally, iter_items
 from colorize_cli.prep.splits import content_hash, split_for
 

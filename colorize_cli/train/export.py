@@ -6,13 +6,17 @@ from pathlib import Path
 
 import torch
 
-from colorize_cli.models.checkpoint import load_checkpoint, record_checksum, save_checkpoint
-from colorize_cli.train.datasets import dataset_summary
-from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.models import build_model
+from colorize_cli.models.checkpoint import (
+    load_checkpoint,
+    record_checksum,
+    save_checkpoint,
+)
+from colorize_cli.photos.fsutil import atomic_write
+from colorize_cli.train.datasets import dataset_summary
+from colorize_cli.train.loop import TrainingError, load_settings
 from colorize_cli.train.recipes import recipe_class
 from colorize_cli.train.run_folder import RunFolder
-from colorize_cli.train.training import TrainingError, load_settings
 
 CHOICES = ("best", "last")
 # Metrics in the card's table, with their units.

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.colour.ab_bins import rebalance_weights, soft_encode
-from colorize_cli.colour.color import unit_to_ab
+from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.models.gan import PatchDiscriminator
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}

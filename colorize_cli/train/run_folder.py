@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.evaluate.plots import line_plot
+from colorize_cli.photos.fsutil import atomic_write
 
 STATE_FORMAT = "colorize-train-state/1"
 

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.colour import metrics
-from colorize_cli.colour.color import L_CENTER, L_RANGE, lab_to_rgb, unit_to_ab
-from colorize_cli.colorize.inference import Colorizer
+from colorize_cli.colour.lab import L_CENTER, L_RANGE, lab_to_rgb, unit_to_ab
 from colorize_cli.evaluate.plots import image_grid
 
 # Higher is better for each of them, so "best" needs no direction.

@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.colour import metrics
 from colorize_cli.colour.ab_bins import bin_centers
-from colorize_cli.colour.color import lab_to_rgb, rgb_to_lab
+from colorize_cli.colour.lab import lab_to_rgb, rgb_to_lab
+from colorize_cli.evaluate.plots import image_grid, line_plot
 from colorize_cli.photos.discovery import is_image_name, walk_images
 from colorize_cli.photos.fsutil import atomic_write
-from colorize_cli.photos.image_io import ImageReadError, read_image
-from colorize_cli.colorize.inference import Colorizer
-from colorize_cli.evaluate.plots import image_grid, line_plot
+from colorize_cli.photos.io import ImageReadError, read_image
 
 GRAY = "gray"
 # Side of the stored contact-sheet thumbnails: bounds memory when full-size photos are evaluated.

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from colorize_cli.colour.ab_bins import ab_histogram
-from colorize_cli.colour.color import rgb_to_lab
+from colorize_cli.colour.lab import rgb_to_lab
 from colorize_cli.prep.perceptual_hash import dhash
 
 CROPS = ("none", "center", "random")

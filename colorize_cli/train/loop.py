@@ -17,17 +17,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from colorize_cli.train import distributed
 from colorize_cli.colour.ab_bins import ab_histogram, smoothed_prior
-from colorize_cli.models.checkpoint import save_checkpoint
-from colorize_cli.colour.color import unit_to_ab
-from colorize_cli.train.data_order import SeededItems, StepBatches
-from colorize_cli.train.datasets import load_ab_prior, num_labels, open_dataset
+from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.device import resolve_device
 from colorize_cli.models import MODEL_NAMES, build_model, config_class
+from colorize_cli.models.checkpoint import save_checkpoint
+from colorize_cli.stop_signals import StopSignals
+from colorize_cli.train import distributed
+from colorize_cli.train.data_order import SeededItems, StepBatches
+from colorize_cli.train.datasets import load_ab_prior, num_labels, open_dataset
 from colorize_cli.train.recipes import RecipeOptions, recipe_class
 from colorize_cli.train.run_folder import RunFolder
-from colorize_cli.stop_signals import StopSignals
 from colorize_cli.train.validation import BEST_METRICS, Validator, write_sample_sheet
 
 # A resumed run may change the other settings (more steps, another machine), not these that define it.

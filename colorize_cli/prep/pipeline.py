@@ -27,10 +27,10 @@ import torch
 from tqdm import tqdm
 
 from colorize_cli.colour.ab_bins import NUM_BINS, smoothed_prior
-from colorize_cli.prep.download import DownloadOptions
 from colorize_cli.photos.fsutil import atomic_write
+from colorize_cli.prep.download import DownloadOptions
 from colorize_cli.prep.perceptual_hash import NearDuplicateIndex
-from colorize_cli.prep.photo_prep import PhotoError, PhotoOptions, prepare_photo
+from colorize_cli.prep.photo import PhotoError, PhotoOptions, prepare_photo
 from colorize_cli.prep.sources import (
     SourceOptions,
     SourceTally,

@@ -8,11 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from colorize_cli.colour.color import normalize_l, unit_to_ab
-from colorize_cli.models.inference_tuning import autocast, autocast_dtype, tune_for_inference
+from colorize_cli.colour.lab import normalize_l, unit_to_ab
 from colorize_cli.colour.render import fold_coefficients, render
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
+from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from colorize_cli.models.inference_tuning import (
+    autocast,
+    autocast_dtype,
+    tune_for_inference,
+)
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"

@@ -139,7 +139,7 @@ def _decode(path: str | os.PathLike) -> tuple[np.ndarray, bool, Photo]:
             icc = im.info.get("icc_profile")
             fmt = im.format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.photos.image_io.MAX_PIXELS to read it)"
+        cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.photos.io.MAX_PIXELS to read it)"
         raise ImageReadError(path, cause) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file, or a kind Pillow cannot read") from None
