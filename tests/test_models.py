@@ -69,7 +69,8 @@ def test_gradients_reach_the_first_layer_in_train_mode(name):
     # A batch of one at the training size: BatchNorm must still work (the GAN's 2x2 bottleneck).
     size = getattr(model.config, "train_size", 64)
     model(_l_batch(size, seed=2)).float().square().mean().backward()
-    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    # A pretrained encoder's lower blocks are frozen: the first conv that trains is what must learn.
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad)
     assert first_conv.weight.grad is not None
     assert first_conv.weight.grad.abs().sum() > 0
 
@@ -88,8 +89,8 @@ def test_config_round_trips_through_json(name):
 
 
 def test_non_default_config_changes_the_architecture():
-    small = build_model("gan", {"train_size": 64, "base_channels": 8, "max_channels": 32})
-    assert small.config == GanConfig(train_size=64, base_channels=8, max_channels=32)
+    small = build_model("gan", {"encoder": "scratch", "train_size": 64, "base_channels": 8, "max_channels": 32})
+    assert small.config == GanConfig(encoder="scratch", train_size=64, base_channels=8, max_channels=32)
     assert _param_count(small) < _param_count(build_model("gan"))
     assert _param_count(build_model("regression", {"width": 8})) < _param_count(build_model("regression"))
 
@@ -112,6 +113,9 @@ def test_unknown_config_keys_are_named():
         ("regression", {"loss": "huber"}),
         ("gan", {"train_size": 4}),
         ("gan", {"dropout": 1.0}),
+        ("gan", {"encoder": "resnet"}),
+        ("gan", {"finetune_from": 17}),
+        ("autoencoder", {"global_branch": "inception"}),
         ("autoencoder", {"num_scenes": -1}),
     ],
 )
@@ -122,7 +126,7 @@ def test_invalid_config_values_are_value_errors(name, config):
 
 @pytest.mark.parametrize(("train_size", "depth"), [(8, 2), (64, 5), (128, 6), (256, 7), (96, 5)])
 def test_gan_depth_reaches_a_2x2_bottleneck(train_size, depth):
-    generator = GanGenerator(GanConfig(train_size=train_size, base_channels=4, max_channels=8))
+    generator = GanGenerator(GanConfig(encoder="scratch", train_size=train_size, base_channels=4, max_channels=8)).unet
     assert len(generator.down) == depth
     assert generator.size_multiple == 2**depth
     bottleneck = train_size // 2**depth
@@ -137,18 +141,22 @@ def test_gan_depth_reaches_a_2x2_bottleneck(train_size, depth):
 def test_gan_render_size_is_a_multiple_of_its_depth():
     assert GanGenerator(GanConfig(train_size=128)).default_render_size == 256
     assert GanGenerator(GanConfig(train_size=512)).default_render_size == 512
-    assert GanGenerator(GanConfig(train_size=96, base_channels=4, max_channels=8)).default_render_size == 256
+    assert GanGenerator(GanConfig(encoder="scratch", train_size=96, base_channels=4, max_channels=8)).default_render_size == 256
+    # The pretrained encoder needs multiples of 32 whatever the training size.
+    assert GanGenerator(GanConfig(train_size=96)).size_multiple == 32
 
 
 def test_gan_runs_at_other_multiples_of_its_size_multiple():
-    generator = build_model("gan", {"train_size": 64, "base_channels": 8, "max_channels": 16}).eval()
+    generator = build_model("gan", {"encoder": "scratch", "train_size": 64, "base_channels": 8,
+                                    "max_channels": 16}).eval()
     with torch.no_grad():
         ab = generator.predict_ab(torch.zeros(2, 1, 96, 160))
     assert ab.shape == (2, 2, 96, 160)
 
 
 def test_gan_dropout_only_in_the_first_decoder_blocks():
-    generator = GanGenerator(GanConfig(train_size=128, base_channels=4, max_channels=8, dropout_blocks=2))
+    generator = GanGenerator(GanConfig(encoder="scratch", train_size=128, base_channels=4, max_channels=8,
+                                       dropout_blocks=2)).unet
     with_dropout = [any(isinstance(m, nn.Dropout) for m in block.modules()) for block in generator.up]
     assert with_dropout == [True, True, False, False, False]
     assert not any(isinstance(m, nn.BatchNorm2d) for m in generator.down[0].modules())
@@ -156,7 +164,7 @@ def test_gan_dropout_only_in_the_first_decoder_blocks():
 
 def test_gan_init_is_he_normal():
     torch.manual_seed(0)
-    generator = GanGenerator(GanConfig(train_size=64, base_channels=32, max_channels=64))
+    generator = GanGenerator(GanConfig(encoder="scratch", train_size=64, base_channels=32, max_channels=64)).unet
     weight = generator.down[2][0].weight  # 64 x 64 x 4 x 4, fan_in 1024
     assert weight.std().item() == pytest.approx((2 / 1024) ** 0.5, rel=0.05)
     assert weight.mean().abs().item() < 0.002
@@ -179,7 +187,7 @@ def test_autoencoder_scene_head_is_optional():
     l_norm = _l_batch(seed=5, batch=2)
     ab, scenes = AutoencoderModel().eval().forward_with_scene(l_norm)
     assert ab.shape == (2, 2, 64, 64) and scenes is None
-    model = build_model("autoencoder", {"num_scenes": 7, "width": 8, "global_dim": 16}).eval()
+    model = build_model("autoencoder", {"num_scenes": 7, "width": 8, "global_dim": 16, "global_branch": "joint"}).eval()
     with torch.no_grad():
         ab, scenes = model.forward_with_scene(l_norm)
         # The global vector is pooled, so scene logits do not depend on the working size.

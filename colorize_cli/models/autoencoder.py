@@ -1,8 +1,9 @@
-"""Encoder/fusion/decoder colorizer (seeds 000 §III and 003) with a jointly trained global branch.
+"""Encoder/fusion/decoder colorizer (seeds 000 §III and 003) with a global-feature branch.
 
-The seeds fuse an ImageNet InceptionResNetV2 embedding; that network cannot be downloaded here, so a
-compact global network learns the image-level context instead, optionally supervised by scene labels
-as in Iizuka et al. 2016.
+As in seed 000 §III, the global branch is an ImageNet classifier: its class probabilities, repeated over
+the encoder's grid, are fused by a 1x1 conv. Ours is the pretrained EfficientNet-Lite0 (frozen; the seeds
+use InceptionResNetV2). `global_branch="joint"` keeps the compact branch learnt with the rest, optionally
+supervised by scene labels as in Iizuka et al. 2016.
 """
 
 from dataclasses import dataclass
@@ -10,18 +11,28 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from colorize_cli.models import efficientnet_lite
 from colorize_cli.models.base import ColorizationModel
+
+GLOBAL_BRANCHES = ("efficientnet_lite0", "joint")
 
 
 @dataclass
 class AutoencoderConfig:
-    """`width` scales every layer (32 gives the seeds' 256-channel encoder output); 0 scenes = no head."""
+    """`width` scales every layer (32 gives the seeds' 256-channel encoder output). The joint branch's
+    vector has `global_dim` values and an optional head of `num_scenes` labels (0 = no head); the pretrained
+    branch gives the 1000 ImageNet class probabilities."""
 
     width: int = 32
     global_dim: int = 256
     num_scenes: int = 0
+    global_branch: str = "efficientnet_lite0"
 
     def __post_init__(self):
+        if self.global_branch not in GLOBAL_BRANCHES:
+            raise ValueError(
+                f"autoencoder global_branch must be one of {', '.join(GLOBAL_BRANCHES)}, got {self.global_branch!r}."
+            )
         if self.width < 2:
             raise ValueError(f"autoencoder width must be at least 2, got {self.width}.")
         if self.global_dim < 1:
@@ -53,11 +64,17 @@ class AutoencoderModel(ColorizationModel):
             _conv_relu(4 * w, 4 * w, stride=2), _conv_relu(4 * w, 8 * w),
             _conv_relu(8 * w, 8 * w), _conv_relu(8 * w, 8 * w),
         )
-        # Average pooling makes the global vector independent of the working size.
-        self.global_net = nn.Sequential(
-            _conv_relu(8 * w, 8 * w, stride=2), _conv_relu(8 * w, 8 * w, stride=2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8 * w, g), nn.ReLU(),
-        )
+        if self.config.global_branch == "joint":
+            # Average pooling makes the global vector independent of the working size.
+            self.global_net = nn.Sequential(
+                _conv_relu(8 * w, 8 * w, stride=2), _conv_relu(8 * w, 8 * w, stride=2),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8 * w, g), nn.ReLU(),
+            )
+            self.classifier = None
+        else:
+            self.global_net = None
+            self.classifier = efficientnet_lite.EfficientNetLite0().requires_grad_(False)
+            g = efficientnet_lite.NUM_CLASSES
         self.fusion = nn.Sequential(nn.Conv2d(8 * w + g, 8 * w, 1), nn.ReLU())
         self.decoder = nn.Sequential(
             _conv_relu(8 * w, 4 * w), _up(),
@@ -68,10 +85,29 @@ class AutoencoderModel(ColorizationModel):
         )
         self.scene_head = nn.Linear(g, self.config.num_scenes) if self.config.num_scenes else None
 
+    def init_pretrained(self) -> None:
+        if self.classifier is not None:
+            self.classifier.load_state_dict(efficientnet_lite.imagenet_state_dict())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.classifier is not None:
+            self.classifier.eval()  # frozen: its BatchNorm keeps ImageNet's statistics
+        return self
+
+    def global_vector(self, l_norm: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """The image-level vector [B, D] that the fusion layer tiles over the encoder's grid."""
+        if self.classifier is None:
+            return self.global_net(features)
+        # The classifier sees the working image as it is (pooling makes it size-free): at the usual 256 px
+        # that is close to its 224 px training size; resizing 128 px training crops up to 224 would triple
+        # the cost of a training step for little.
+        return self.classifier.classify(l_norm).float().softmax(dim=1).to(features.dtype)
+
     def forward_with_scene(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Unit-scale ab [B,2,H,W] and scene logits [B,num_scenes] (None without a scene head)."""
         features = self.encoder(l_norm)
-        global_vector = self.global_net(features)
+        global_vector = self.global_vector(l_norm, features)
         tiled = global_vector[:, :, None, None].expand(-1, -1, *features.shape[-2:])
         ab = self.decoder(self.fusion(torch.cat([features, tiled], dim=1)))
         scenes = self.scene_head(global_vector) if self.scene_head is not None else None

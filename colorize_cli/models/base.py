@@ -17,6 +17,13 @@ class ColorizationModel(nn.Module):
         """Unit-scale ab [B,2,H,W] at the input's size."""
         return self(l_norm)
 
+    def init_pretrained(self) -> None:
+        """Load pretrained parts (a fresh training run calls this; checkpoints overwrite them anyway)."""
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Pretrained parameters that are fine-tuned at a lower learning rate (none by default)."""
+        return []
+
 
 def conv_bn_relu(in_channels, out_channels, stride=1, dilation=1, bias=False):
     """3x3 conv + BatchNorm + ReLU, padded to keep the size (divided by stride)."""

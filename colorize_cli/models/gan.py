@@ -1,18 +1,33 @@
-"""pix2pix-style conditional GAN (seeds 000 §IV and 002): U-Net generator and patch discriminator."""
+"""pix2pix-style conditional GAN (seeds 000 §IV and 002): U-Net generator and patch discriminator.
+
+The generator's encoder is the ImageNet-pretrained EfficientNet-Lite0 by default (DeOldify's recipe: a
+pretrained U-Net generator), or, with `encoder="scratch"`, the seeds' own conv 4x4 stride 2 encoder.
+"""
 
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from colorize_cli.models import efficientnet_lite
 from colorize_cli.models.base import ColorizationModel
+
+ENCODERS = ("efficientnet_lite0", "scratch")
 
 
 @dataclass
 class GanConfig:
-    """Generator depth follows `train_size` down to a 2x2 bottleneck; widths double from `base_channels`
-    up to `max_channels`; the discriminator options start with `disc_`."""
+    """`encoder` picks the generator's encoder. The pretrained one feeds decoder blocks of
+    `decoder_channels` (strides 16, 8, 4, 2); its blocks from `finetune_from` on are fine-tuned after the
+    warm-up at `encoder_lr_scale` times the learning rate (16: frozen throughout). The scratch encoder's
+    depth follows `train_size` down to a 2x2 bottleneck, widths doubling from `base_channels` up to
+    `max_channels`; the discriminator (both encoders) uses the same widths and the options starting with
+    `disc_`."""
 
+    encoder: str = "efficientnet_lite0"
+    decoder_channels: tuple = (256, 128, 64, 32)
+    finetune_from: int = 11
+    encoder_lr_scale: float = 0.1
     train_size: int = 128
     base_channels: int = 32
     max_channels: int = 256
@@ -22,6 +37,15 @@ class GanConfig:
     disc_dropout: float = 0.25
 
     def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"gan encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}.")
+        self.decoder_channels = tuple(self.decoder_channels)  # JSON gives a list back
+        if len(self.decoder_channels) != 4 or min(self.decoder_channels) < 1:
+            raise ValueError(f"gan decoder_channels must be 4 positive widths, got {self.decoder_channels}.")
+        if not 0 <= self.finetune_from <= efficientnet_lite.NUM_BLOCKS:
+            raise ValueError(f"gan finetune_from must be a block index 0-{efficientnet_lite.NUM_BLOCKS}, got {self.finetune_from}.")
+        if self.encoder_lr_scale < 0:
+            raise ValueError(f"gan encoder_lr_scale must be 0 or more, got {self.encoder_lr_scale}.")
         if self.train_size < 8:
             raise ValueError(f"gan train_size must be at least 8, got {self.train_size}.")
         if not 1 <= self.base_channels <= self.max_channels:
@@ -80,15 +104,12 @@ def _up(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GanGenerator(ColorizationModel):
-    """U-Net: `depth` conv blocks down, transposed-conv blocks up, each concatenated with its mirror."""
+class ScratchUNet(nn.Module):
+    """The seeds' U-Net: `depth` conv blocks down, transposed-conv blocks up, each concatenated with its mirror."""
 
-    name = "gan"
-
-    def __init__(self, config: GanConfig | None = None):
+    def __init__(self, config: GanConfig):
         super().__init__()
-        self.config = config or GanConfig()
-        c, depth = self.config, self.config.depth
+        c, depth = config, config.depth
         self.down = nn.ModuleList(
             _down(1 if i == 0 else c.channels(i - 1), c.channels(i), norm=i > 0) for i in range(depth)
         )
@@ -109,16 +130,9 @@ class GanGenerator(ColorizationModel):
 
     @property
     def size_multiple(self) -> int:
-        return 2**self.config.depth
-
-    @property
-    def default_render_size(self) -> int:
-        """At least 256 px (the seeds' size), a multiple of `size_multiple`."""
-        size = max(self.config.train_size, 256)
-        return -(-size // self.size_multiple) * self.size_multiple
+        return 2 ** len(self.down)
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
         skips = []
         x = l_norm
         for block in self.down:
@@ -128,6 +142,92 @@ class GanGenerator(ColorizationModel):
         for block in self.up:
             x = torch.cat([block(x), skips.pop()], dim=1)
         return self.out(x)
+
+
+class PretrainedUNet(nn.Module):
+    """EfficientNet-Lite0 encoder with skips at strides 2-16, decoder of transposed-conv blocks to full size.
+
+    The encoder's BatchNorm statistics stay as ImageNet left them (eval mode even in training): batches of
+    small crops would only add noise to them.
+    """
+
+    size_multiple = 32
+
+    def __init__(self, config: GanConfig):
+        super().__init__()
+        self.encoder = efficientnet_lite.EfficientNetLite0()
+        # The classifier is not part of the U-Net; keeping it would only weigh on the weights file.
+        del self.encoder.head, self.encoder.classifier
+        skips = efficientnet_lite.FEATURE_CHANNELS[::-1]  # 320 at stride 32, then 112, 40, 24, 16
+        ups, channels = [], skips[0]
+        for index, (width, skip) in enumerate(zip(config.decoder_channels, skips[1:], strict=True)):
+            ups.append(_up(channels, width, config.dropout if index < config.dropout_blocks else 0.0))
+            channels = width + skip
+        self.up = nn.ModuleList(ups)
+        self.out = nn.Sequential(nn.ConvTranspose2d(channels, 2, 4, stride=2, padding=1), nn.Tanh())
+        init_he_normal(self.up)
+        # Pretrained features are large: pix2pix's N(0, 0.02) saturates tanh here (mean |ab| 0.75), while
+        # N(0, 0.001) starts near gray and still passes gradients back (zeros would stop them at step 0).
+        nn.init.normal_(self.out[0].weight, std=0.001)
+        nn.init.zeros_(self.out[0].bias)
+        self.finetune_from = config.finetune_from
+        for index, block in enumerate(self.encoder.blocks):
+            block.requires_grad_(index >= self.finetune_from)
+        self.encoder.stem.requires_grad_(self.finetune_from == 0)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The encoder's fine-tuned parameters (the rest of the encoder is frozen)."""
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        features = self.encoder.features(l_norm)
+        x = features.pop()
+        for block in self.up:
+            x = torch.cat([block(x), features.pop()], dim=1)
+        return self.out(x)
+
+
+class GanGenerator(ColorizationModel):
+    """The generator: a U-Net on the pretrained encoder or on the seeds' scratch encoder."""
+
+    name = "gan"
+
+    def __init__(self, config: GanConfig | None = None):
+        super().__init__()
+        self.config = config or GanConfig()
+        self.unet = (PretrainedUNet if self.config.encoder == "efficientnet_lite0" else ScratchUNet)(self.config)
+
+    def init_pretrained(self) -> None:
+        if isinstance(self.unet, PretrainedUNet):
+            self.unet.encoder.load_state_dict(
+                _without_classifier(efficientnet_lite.imagenet_state_dict()), strict=True
+            )
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return self.unet.encoder_parameters() if isinstance(self.unet, PretrainedUNet) else []
+
+    @property
+    def size_multiple(self) -> int:
+        return self.unet.size_multiple
+
+    @property
+    def default_render_size(self) -> int:
+        """At least 256 px (the seeds' size), a multiple of `size_multiple`."""
+        size = max(self.config.train_size, 256)
+        return -(-size // self.size_multiple) * self.size_multiple
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
+        return self.unet(l_norm)
+
+
+def _without_classifier(state: dict) -> dict:
+    return {k: v for k, v in state.items() if not k.startswith(("head.", "classifier."))}
 
 
 class PatchDiscriminator(nn.Module):

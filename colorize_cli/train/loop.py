@@ -22,6 +22,7 @@ from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.device import resolve_device
 from colorize_cli.models import MODEL_NAMES, build_model, config_class
 from colorize_cli.models.checkpoint import save_checkpoint
+from colorize_cli.models.efficientnet_lite import PretrainedWeightsMissing
 from colorize_cli.stop_signals import StopSignals
 from colorize_cli.train import distributed
 from colorize_cli.train.data_order import SeededItems, StepBatches
@@ -133,9 +134,14 @@ def _train(config, folder, session, resume, processes, log):
     # bf16 convolutions are fastest on NHWC (oneDNN, tensor cores): 3x faster than NCHW bf16 on a CPU
     # here; fp32 gains little from it and small fp32 convolutions lose.
     memory_format = torch.channels_last if config.amp else torch.contiguous_format
+    state = folder.load_state(device) if resume else None
+    if state is None:
+        try:
+            model.init_pretrained()
+        except PretrainedWeightsMissing as err:
+            raise TrainingError(str(err)) from None
     model.to(device, memory_format=memory_format).train()
 
-    state = folder.load_state(device) if resume else None
     if state is not None and state["model_name"] != config.model:
         raise TrainingError(f"{folder.state} holds a {state['model_name']} checkpoint, not {config.model}")
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=config.amp)

@@ -49,7 +49,8 @@ class Recipe:
         self.model = model
         self.network = self.trained_network(model)
         self.autocast = options.autocast
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, betas=self.betas)
+        self.lr, self.warmup_steps = options.lr, options.warmup_steps
+        self.optimizer = torch.optim.Adam(_param_groups(model, options.lr), lr=options.lr, betas=self.betas)
 
     def trained_network(self, model: nn.Module) -> nn.Module:
         """The module whose forward gives what `loss` takes (the model itself by default)."""
@@ -63,8 +64,16 @@ class Recipe:
         """Total loss and its named parts for the network's output on `batch`."""
         return self.pixel_loss(output.float(), batch["ab"]), {}
 
+    def schedule(self, step: int) -> None:
+        """A pretrained encoder learns only after the warm-up, at its scaled rate: the decoder first
+        learns to read its features, so that early large gradients do not wreck them."""
+        for group in self.optimizer.param_groups:
+            if group.get("encoder"):
+                group["lr"] = 0.0 if step < self.warmup_steps else self.lr * self.model.config.encoder_lr_scale
+
     def step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached losses ("loss" is the total)."""
+        self.schedule(step)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             output = self.network(batch["l"])
@@ -173,7 +182,6 @@ class GanRecipe(Recipe):
 
     def __init__(self, model, options):
         super().__init__(model, options)
-        self.warmup_steps = options.warmup_steps
         device = next(model.parameters()).device
         self.discriminator = PatchDiscriminator(model.config).to(device, memory_format=options.memory_format)
         self.critic = self.discriminator
@@ -190,6 +198,7 @@ class GanRecipe(Recipe):
     def step(self, batch, step):
         if step < self.warmup_steps:
             return super().step(batch, step)
+        self.schedule(step)
         l_norm, ab = batch["l"], batch["ab"]
         with self.autocast():
             fake = self.network(l_norm)
@@ -242,6 +251,20 @@ RECIPES = {
 def recipe_class(model_name: str) -> type[Recipe]:
     """The recipe that trains model `model_name`."""
     return RECIPES[model_name]
+
+
+def _param_groups(model: nn.Module, lr: float) -> list[dict]:
+    """Trainable parameters: the model's own at `lr`, a fine-tuned pretrained encoder in a group of its own.
+
+    Frozen parameters stay out, so that an optimizer (and DDP) never waits for their gradients.
+    """
+    encoder = model.encoder_parameters()
+    in_encoder = {id(p) for p in encoder}
+    own = [p for p in model.parameters() if p.requires_grad and id(p) not in in_encoder]
+    groups = [{"params": own, "lr": lr}]
+    if encoder:
+        groups.append({"params": encoder, "lr": 0.0, "encoder": True})
+    return groups
 
 
 def _bce(logits, target):
