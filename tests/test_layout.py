@@ -89,3 +89,11 @@ def test_each_stage_says_what_it_is():
 def test_public_api_names_stay_importable_from_the_package():
     for name in colorize_cli.__all__:
         assert getattr(colorize_cli, name) is not None
+
+
+def test_pyproject_lists_every_package_folder_and_the_weights():
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"colorize_cli"} | {f"colorize_cli.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    assert listed == folders | {"colorize_cli.weights"}

@@ -22,10 +22,18 @@ from colorize_cli.models.inference_tuning import (
 DEFAULT_MODEL = "gan"
 
 
+# colorize_cli/ of this installation: a wheel carries the weights inside it, a source checkout beside it.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
 def weights_dir():
-    """Folder of the shipped weights: $COLORIZE_WEIGHTS or the repository's weights/."""
+    """Folder of the shipped weights: $COLORIZE_WEIGHTS, else the installed package's colorize_cli/weights
+    (a wheel), else the repository's weights/ (a source checkout or editable install)."""
     override = os.environ.get("COLORIZE_WEIGHTS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
+    if override:
+        return Path(override)
+    installed = _PACKAGE / "weights"
+    return installed if installed.is_dir() else _PACKAGE.parent / "weights"
 
 
 def resolve_weights(name_or_path):
