@@ -302,6 +302,10 @@ def test_export_writes_fp16_weights_and_a_card_from_the_run(validated_run, tmp_p
     assert "32,202 parameters" in card
     assert f"| AuC of the ab error curve (%) | {header['metrics']['auc']:.3f} |" in card
     assert "colorize train --model cnn" in card and torch.__version__ in card
+    # The data is named by what it is, not by where it lay on the trainer's machine.
+    assert str(tmp_path.parent.parent) not in card and "/tmp" not in card
+    assert "/tmp" not in json.dumps(header["training"]["data"])
+    assert f"- source: `{Path(header['training']['data']['path']).name}`" in card
 
 
 def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_path):

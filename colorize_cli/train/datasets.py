@@ -210,14 +210,18 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0):
 
 
 def dataset_summary(path):
-    """Where the data came from and how many images each split has (for model cards)."""
+    """What the data is and how many images each split has (for model cards and checkpoint headers).
+
+    Folders are named by their own names, never by the trainer's absolute paths: a card must read the
+    same whoever trained it where.
+    """
     _require_dir(path)
     if is_prepared(path):
         stats = _read_stats(path)
         return {
             "kind": "prep-dataset",
-            "path": str(path),
-            "sources": stats["sources"],
+            "path": data_name(path),
+            "sources": [data_name(source) for source in stats["sources"]],
             "images": stats["images"],
             "num_labels": stats["num_labels"],
             "labels": stats["labels"],
@@ -226,13 +230,20 @@ def dataset_summary(path):
     splits, skipped = _folder_scan(path)
     return {
         "kind": "folder",
-        "path": str(path),
-        "sources": [str(path)],
+        "path": data_name(path),
+        "sources": [data_name(path)],
         "images": {split: len(files) for split, files in splits.items()},
         "num_labels": 0,
         "labels": {},
         "skipped": {"unusable": skipped} if skipped else {},
     }
+
+
+def data_name(path) -> str:
+    """A data folder or source as a portable name: a relative path as given ('data/photos-train'), an
+    absolute one by its own name ('photos-train'), never by where it lay on the trainer's machine."""
+    path = Path(path)
+    return path.name if path.is_absolute() else str(path)
 
 
 def load_ab_prior(path):

@@ -13,7 +13,7 @@ from colorize_cli.models.checkpoint import (
     save_checkpoint,
 )
 from colorize_cli.photos.fsutil import atomic_write
-from colorize_cli.train.datasets import dataset_summary
+from colorize_cli.train.datasets import data_name, dataset_summary
 from colorize_cli.train.loop import TrainingError, load_settings
 from colorize_cli.train.recipes import recipe_class
 from colorize_cli.train.run_folder import RunFolder
@@ -94,7 +94,7 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         "",
         "## Data",
         "",
-        f"- source: `{config.data}`",
+        f"- source: `{data_name(config.data)}`",
         *(f"- {key}: {json.dumps(value)}" for key, value in training["data"].items()),
         "",
         "## Recipe",
@@ -132,7 +132,7 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         "## Reproduce",
         "",
         "```",
-        f"colorize train --model {config.model} --data {config.data} --steps {config.steps} "
+        f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
         + "".join(f" --config {key}={value}" for key, value in sorted(config.model_config.items()))
