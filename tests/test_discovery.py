@@ -59,8 +59,8 @@ def test_refuses_output_inside_input_and_over_an_input(tmp_path):
         plan_jobs([photos], photos)
     with pytest.raises(InputError, match="is an input file"):
         plan_jobs([photos / "sub" / "deeper" / "c.tif"], photos / "sub" / "deeper")
-    with pytest.raises(InputError, match="no such file"):
-        plan_jobs([tmp_path / "missing"], tmp_path / "out")
+    [missing] = plan_jobs([tmp_path / "missing"], tmp_path / "out")
+    assert (missing.source, missing.error) == (tmp_path / "missing", "no such file or folder")
 
 
 def test_symlink_loops_are_not_followed(tmp_path):

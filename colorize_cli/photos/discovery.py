@@ -61,9 +61,12 @@ def default_output_dir(inputs):
 def plan_jobs(inputs, out_dir, output_format="same"):
     """Jobs mirroring each input's tree under out_dir (several inputs each get a subfolder)."""
     out_dir = Path(out_dir)
-    roots = _input_roots(inputs)
+    roots, missing = _input_roots(inputs)
     several = len(roots) > 1
-    jobs, seen = [], {}
+    # A path that vanished between `find` and now is one bad file, as in cp and rsync: reported, not fatal.
+    jobs = [Job(source=item, relative=Path(item.name), output=out_dir / item.name, error="no such file or folder")
+            for item in missing]
+    seen = {}
     for root, files, unlisted, is_folder in roots:
         prefix = Path(root.name) if several and is_folder else Path()
         for source in files:
@@ -84,8 +87,8 @@ def plan_jobs(inputs, out_dir, output_format="same"):
 
 def _input_roots(inputs):
     """Group inputs into (root, files, unlisted folders' errors, is_folder): a folder is its own root; loose
-    files share their common folder."""
-    roots, loose = [], []
+    files share their common folder. Also returns the inputs that do not exist."""
+    roots, loose, missing = [], [], []
     for item in map(Path, inputs):
         if item.is_dir():
             unlisted = []
@@ -93,11 +96,11 @@ def _input_roots(inputs):
         elif item.exists() or item.is_symlink():
             loose.append(item)
         else:
-            raise InputError(f"{item}: no such file or folder")
+            missing.append(item)
     if loose:
         common = Path(os.path.commonpath([str(p.absolute().parent) for p in loose]))
         roots.append((common, [p.absolute() for p in loose], [], False))
-    return roots
+    return roots, missing
 
 
 def output_suffix(source, output_format):
