@@ -20,6 +20,8 @@ from colorize_cli.models.inference_tuning import (
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
+# Longest side of the working size, in render sizes: panoramas up to 16:1 keep their full working detail.
+MAX_ASPECT = 16
 
 
 # colorize_cli/ of this installation: a wheel carries the weights inside it, a source checkout beside it.
@@ -48,6 +50,10 @@ def resolve_weights(name_or_path):
             "train them with `colorize train` or pass a checkpoint path"
         )
     return shipped
+
+
+class NonFiniteColour(ArithmeticError):
+    """The network's ab for an image holds NaN or infinity (that image fails; the batch goes on)."""
 
 
 @dataclass
@@ -89,12 +95,17 @@ class Colorizer:
         return colorizer
 
     def working_size(self, height, width):
-        """Network input size: the short side scaled to render_size (never up), rounded to the model's multiple."""
+        """Network input size: the short side scaled to render_size (never up), rounded to the model's
+        multiple, and at least two multiples, so that the deepest feature map is never one pixel thin;
+        the long side at most MAX_ASPECT render sizes (a 1x100000 strip needs no 6 MP network pass)."""
         scale = min(1.0, self.render_size / min(height, width))
         multiple = self.model.size_multiple
+        longest = MAX_ASPECT * self.render_size
 
+        # A 1-pixel-wide bf16 channels-last convolution in oneDNN returned NaN rows at random (cnn on a
+        # 2000x3 photo: 304x8 in, 38x1 at its deepest); two multiples keep every map at least 2 px.
         def snap(side):
-            return max(multiple, int(round(side * scale / multiple)) * multiple)
+            return max(2 * multiple, int(round(min(side * scale, longest) / multiple)) * multiple)
 
         return snap(height), snap(width)
 
@@ -110,6 +121,9 @@ class Colorizer:
         with autocast(self.device, self.autocast_dtype):
             unit_ab = self.model.predict_ab(normalize_l(small).contiguous(memory_format=torch.channels_last))
         ab = unit_to_ab(unit_ab.float().contiguous())
+        if not torch.isfinite(ab).all():
+            # A second line of defence: NaN would become an out-of-range table index in the renderer.
+            raise NonFiniteColour(f"the network returned non-finite colour at working size {size[0]}x{size[1]}")
         return LowResolution(guide=small / 100.0, ab=ab)
 
     @torch.inference_mode()

@@ -9,6 +9,7 @@ supervised by scene labels as in Iizuka et al. 2016.
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.models import efficientnet_lite
@@ -99,9 +100,13 @@ class AutoencoderModel(ColorizationModel):
         """The image-level vector [B, D] that the fusion layer tiles over the encoder's grid."""
         if self.classifier is None:
             return self.global_net(features)
-        # The classifier sees the working image as it is (pooling makes it size-free): at the usual 256 px
-        # that is close to its 224 px training size; resizing 128 px training crops up to 224 would triple
-        # the cost of a training step for little.
+        # The classifier sees the working image nearly as it is (pooling makes it size-free): at the usual
+        # 256 px that is close to its 224 px training size, and resizing 128 px training crops up to 224
+        # would triple the cost of a training step for little. Only thin or tiny images are stretched, to
+        # a multiple of its stride 32 and at least 64 px, where its deepest map is 2 px.
+        height, width = (max(2, round(side / 32)) * 32 for side in l_norm.shape[-2:])
+        if (height, width) != tuple(l_norm.shape[-2:]):
+            l_norm = F.interpolate(l_norm, size=(height, width), mode="bilinear", align_corners=False)
         return self.classifier.classify(l_norm).float().softmax(dim=1).to(features.dtype)
 
     def forward_with_scene(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
