@@ -4,14 +4,17 @@ import hashlib
 import pickle
 import struct
 import zlib
+from io import BytesIO
 
+import imagecodecs
 import numpy as np
 import pytest
 import tifffile
-from PIL import ExifTags, Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin
 from skimage import color, data
 
 from colorize_cli.photos import io as image_io
+from colorize_cli.photos import png16, profiles
 from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.photos.io import (
     ImageReadError,
@@ -21,6 +24,12 @@ from colorize_cli.photos.io import (
 )
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+ADOBE_RGB_ICC = imagecodecs.cms_profile("adobergb")
+# ProPhoto's primaries and D50 white with a plain 1.8 gamma (its real curve has a short linear toe).
+PROPHOTO_ICC = imagecodecs.cms_profile(
+    "rgb", whitepoint=[0.3457, 0.3585, 1], primaries=[0.7347, 0.2653, 1, 0.1596, 0.8404, 1, 0.0366, 0.0001, 1],
+    gamma=1.8,
+)
 RNG = np.random.default_rng(7)
 
 
@@ -46,15 +55,25 @@ def as_uint(pixels, top):
     return np.round(pixels * top).astype(np.int64)
 
 
+def srgb_by_imagecms(rgb, icc):
+    """8-bit RGB under the profile `icc`, converted to sRGB by Pillow's ImageCms (relative colorimetric)."""
+    converted = ImageCms.profileToProfile(
+        Image.fromarray(rgb), ImageCms.ImageCmsProfile(BytesIO(icc)), ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+    )
+    return np.asarray(converted)
+
+
+def png_chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def write_png16_rgb(path, rgb):
     """A 16-bit RGB PNG, written by hand: Pillow cannot write one."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     height, width, _ = rgb.shape
     rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in rgb)
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
 
 
@@ -125,9 +144,54 @@ def test_cmyk_jpeg_becomes_rgb_and_drops_its_cmyk_profile(tmp_path):
     assert np.array_equal(as_uint(photo.pixels, 255), pillow_rgb)
 
 
-def test_rgb_profile_is_returned(tmp_path):
-    Image.fromarray(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / "c.png", icc_profile=SRGB_ICC)
-    assert read_image(tmp_path / "c.png").icc_profile == SRGB_ICC
+def test_srgb_and_gray_profiles_are_returned_with_the_pixels_unchanged(tmp_path):
+    rgb = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png", icc_profile=SRGB_ICC)
+    gray_icc = imagecodecs.cms_profile("gray")
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "g.png", icc_profile=gray_icc)
+
+    colour, gray = read_image(tmp_path / "c.png"), read_image(tmp_path / "g.png")
+
+    assert colour.icc_profile == SRGB_ICC and np.array_equal(as_uint(colour.pixels, 255), rgb)
+    assert gray.icc_profile == gray_icc and np.array_equal(as_uint(gray.pixels, 255), rgb[..., 0])
+
+
+@pytest.mark.parametrize("icc", [ADOBE_RGB_ICC, PROPHOTO_ICC], ids=["adobe_rgb", "prophoto"])
+def test_wide_gamut_colour_is_converted_to_srgb_before_l_is_taken(tmp_path, icc):
+    rgb = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "wide.png", icc_profile=icc)
+
+    lightness, photo = read_luminance(tmp_path / "wide.png")
+    pixels = read_image(tmp_path / "wide.png").pixels
+
+    srgb = srgb_by_imagecms(rgb, icc)
+    # LittleCMS builds (imagecodecs', Pillow's) round a rare sample one code apart
+    assert np.abs(as_uint(pixels, 255) - srgb).max() <= 1
+    assert np.abs(lightness - image_io.luminance(srgb / 255)).max() < 0.2
+    assert np.abs(lightness - image_io.luminance(rgb / 255)).max() > 5  # what ignoring the profile gives
+    assert photo.icc_profile == profiles.SRGB_PROFILE  # the pixels are sRGB now, not in the file's space
+
+
+def test_16bit_adobe_rgb_is_converted_at_16_bits(tmp_path):
+    rgb = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)  # 8-bit colours, for ImageCms to convert too
+    tifffile.imwrite(tmp_path / "wide.tif", rgb * np.uint16(257), photometric="rgb", iccprofile=ADOBE_RGB_ICC)
+
+    photo = read_image(tmp_path / "wide.tif")
+
+    assert photo.bit_depth == 16 and photo.icc_profile == profiles.SRGB_PROFILE
+    assert np.abs(photo.pixels * 255 - srgb_by_imagecms(rgb, ADOBE_RGB_ICC)).max() < 1
+    inside = as_uint(photo.pixels, 65535)[(photo.pixels > 0) & (photo.pixels < 1)]  # not clipped to sRGB's gamut
+    assert (inside % 257 != 0).mean() > 0.95  # converted in 16 bits, not in 8
+
+
+def test_unreadable_rgb_profile_is_dropped_with_a_warning(tmp_path):
+    rgb = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png", icc_profile=SRGB_ICC[:128] + bytes(300))
+
+    with pytest.warns(UserWarning, match=r"c\.png: its ICC profile cannot be read"):
+        photo = read_image(tmp_path / "c.png")
+
+    assert photo.icc_profile is None and np.array_equal(as_uint(photo.pixels, 255), rgb)
 
 
 @pytest.mark.parametrize("name", ["g16.png", "g16.tif"])
@@ -167,18 +231,47 @@ def test_16bit_tiff_alpha_miniswhite_and_float(tmp_path):
     assert np.array_equal(read_image(tmp_path / "f.tif").pixels, np.clip(floats, 0, 1))
 
 
-def test_16bit_rgb_png_is_read_at_8_bits_with_a_warning(tmp_path):
+def test_16bit_rgb_png_keeps_every_value(tmp_path):
     rgb = RNG.integers(0, 65536, (3, 4, 3), dtype=np.uint16)
     write_png16_rgb(tmp_path / "c16.png", rgb)
 
-    with pytest.warns(UserWarning, match="8 bits per channel"):
-        photo = read_image(tmp_path / "c16.png")
+    photo = read_image(tmp_path / "c16.png")
 
-    assert photo.bit_depth == 8
-    assert np.array_equal(as_uint(photo.pixels, 255), rgb >> 8)
+    assert (photo.bit_depth, photo.format) == (16, "PNG")
+    assert np.array_equal(as_uint(photo.pixels, 65535), rgb)
+
+
+def test_16bit_png_alpha_and_transparent_colour_are_composited(tmp_path):
+    rgba = RNG.integers(0, 65536, (3, 4, 4), dtype=np.uint16)
+    rgba[0, 0, 3], rgba[0, 1, 3] = 0, 65535
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(rgba))
+    rgb = rgba[..., :3].copy()
+    png = imagecodecs.png_encode(rgb)
+    transparent = png_chunk(b"tRNS", rgb[0, 0].astype(">u2").tobytes())  # the colour of the top-left pixel
+    (tmp_path / "t.png").write_bytes(png[:33] + transparent + png[33:])  # after the signature and IHDR
+
+    with_alpha, with_transparent_colour = read_image(tmp_path / "a.png"), read_image(tmp_path / "t.png")
+
+    alpha = rgba[..., 3:] / 65535
+    assert np.abs(with_alpha.pixels - (rgba[..., :3] / 65535 * alpha + 1 - alpha)).max() < 1e-6
+    assert np.allclose(with_transparent_colour.pixels[0, 0], 1)
+    assert np.array_equal(as_uint(with_transparent_colour.pixels, 65535)[1:], rgb[1:])
 
 
 # --- reading: orientation and metadata -----------------------------------------------------------------
+
+
+def test_16bit_png_exif_after_the_pixels_is_read_without_decoding_them_twice(tmp_path, monkeypatch):
+    rgb = RNG.integers(0, 65536, (4, 6, 3), dtype=np.uint16)
+    png = imagecodecs.png_encode(rgb)
+    exif = exif_with(Orientation=6, Make="Hasselblad").tobytes().removeprefix(b"Exif\x00\x00")
+    (tmp_path / "late.png").write_bytes(png[:-12] + png_chunk(b"eXIf", exif) + png[-12:])  # before IEND
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", None)  # Pillow may read the chunks, not the pixels
+
+    photo = read_image(tmp_path / "late.png")
+
+    assert np.array_equal(as_uint(photo.pixels, 65535), np.rot90(rgb, -1))
+    assert exif_of(photo.exif)[271] == "Hasselblad"
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -257,6 +350,37 @@ def test_truncated_image_raises(tmp_path, name):
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["lzw.tif", "zlib.tif", "lzma.tif", "c16.png"])
+def test_corrupt_compressed_data_raises_one_line(tmp_path, name):
+    path = tmp_path / name
+    rgb = data.astronaut()[::8, ::8] * np.uint16(257)
+    if name.endswith(".tif"):
+        tifffile.imwrite(path, rgb, photometric="rgb", compression=path.stem)
+        with tifffile.TiffFile(path) as tif:
+            start = tif.pages[0].dataoffsets[0] + 20
+    else:
+        path.write_bytes(imagecodecs.png_encode(rgb))
+        start = 60
+    raw = bytearray(path.read_bytes())
+    raw[start : start + 100] = bytes(range(100, 200))
+    path.write_bytes(raw)
+
+    with pytest.raises(ImageReadError, match="error while decompressing data: ") as err:
+        read_image(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_tiff_codec_that_nothing_decodes_raises_one_line(tmp_path):
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((4, 4), np.uint16))
+    raw = bytearray((tmp_path / "t.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        struct.pack_into("<H", raw, tif.pages[0].tags["Compression"].valueoffset, 32809)  # ThunderScan
+    (tmp_path / "t.tif").write_bytes(raw)
+
+    with pytest.raises(ImageReadError, match=r"t\.tif: .*THUNDERSCAN.* not supported$"):
+        read_image(tmp_path / "t.tif")
+
+
 def test_garbage_and_missing_files_raise_one_line(tmp_path):
     (tmp_path / "notes.jpg").write_bytes(b"these are not pixels\n" * 10)
 
@@ -332,6 +456,27 @@ def test_16bit_tiff_round_trip_with_metadata(tmp_path):
     assert tags["XResolution"] == (1200, 1) and "Orientation" not in tags
 
 
+def test_16bit_png_round_trip_keeps_what_an_8bit_png_keeps(tmp_path):
+    rgb = RNG.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
+    exif = exif_with(Make="Nikon", XResolution=600, YResolution=600, ResolutionUnit=2, Orientation=6)
+    exif[ExifTags.IFD.Exif] = {ExifTags.Base.DateTimeOriginal: "1950:01:02 03:04:05"}
+
+    write_image(tmp_path / "out.png", rgb, exif=exif.tobytes(), icc_profile=SRGB_ICC, description="Colorisé")
+    write_image(tmp_path / "out8.png", (rgb >> 8).astype(np.uint8), exif=exif.tobytes(), icc_profile=SRGB_ICC,
+                description="Colorisé")
+
+    photo = read_image(tmp_path / "out.png")
+    assert png16.bit_depth(tmp_path / "out.png") == 16 and photo.bit_depth == 16
+    assert np.array_equal(as_uint(photo.pixels, 65535), rgb)  # orientation 1 written
+    assert photo.icc_profile == SRGB_ICC
+    tags = exif_of(photo.exif)
+    assert tags[271] == "Nikon" and tags.get(274, 1) == 1 and tags[305] == image_io.SOFTWARE
+    assert tags[270].encode("latin-1") == "Colorisé".encode()
+    assert tags.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "1950:01:02 03:04:05"
+    info16, info8 = (opened(tmp_path / name, lambda im: im.info) for name in ("out.png", "out8.png"))
+    assert info16 == info8 and round(info16["dpi"][0]) == 600
+
+
 @pytest.mark.parametrize("name", ["out.jpg", "out.png", "out.tif", "out.webp"])
 def test_8bit_write_keeps_icc_and_exif_and_sets_description(tmp_path, name):
     rgb = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)
@@ -361,8 +506,8 @@ def test_jpeg_quality_and_chroma(tmp_path):
 
 
 def test_write_rejects_what_it_cannot_write(tmp_path):
-    with pytest.raises(ValueError, match="16-bit output needs TIFF"):
-        write_image(tmp_path / "o.png", np.zeros((2, 2, 3), np.uint16))
+    with pytest.raises(ValueError, match="16-bit output needs TIFF or PNG"):
+        write_image(tmp_path / "o.jpg", np.zeros((2, 2, 3), np.uint16))
     with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 or uint16"):
         write_image(tmp_path / "o.png", np.zeros((2, 2), np.uint8))
     with pytest.raises(ValueError, match="cannot tell the image format"):
@@ -385,6 +530,22 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", half_write_then_fail)
     with pytest.raises(OSError, match="disk full"):
         write_image(path, np.full((4, 4, 3), 255, np.uint8))
+
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_failed_16bit_png_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    write_image(path, np.zeros((4, 4, 3), np.uint16))
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(png16, "_metadata_chunks", fail)  # the signature and header are written by then
+    with pytest.raises(OSError, match="disk full"):
+        write_image(path, np.full((4, 4, 3), 65535, np.uint16))
 
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]

@@ -20,9 +20,13 @@ import torch
 
 from colorize_cli import __version__
 from colorize_cli.colorize.diagnostics import write_diagnostics
-from colorize_cli.photos.io import ImageReadError, read_luminance, write_image
+from colorize_cli.photos.io import (
+    ImageReadError,
+    holds_16_bits,
+    read_luminance,
+    write_image,
+)
 
-SIXTEEN_BIT_SUFFIXES = {".tif", ".tiff"}
 # Write errors that every later output would meet too.
 STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
@@ -197,7 +201,7 @@ def _read(source):
 def _render(job, L, photo, low, timings, colorizer):
     """The output pixels of one image (16-bit where the input and the output format hold 16 bits)."""
     clock = time.perf_counter()
-    sixteen = photo.bit_depth == 16 and job.output.suffix.lower() in SIXTEEN_BIT_SUFFIXES
+    sixteen = photo.bit_depth == 16 and holds_16_bits(job.output)
     rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
     timings["colour"] = time.perf_counter() - clock
     return rgb

@@ -48,7 +48,7 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @device_option
 @click.option("--render-size", type=click.IntRange(32, 4096), help="Working size: the SHORT side, in px, the network sees (never upscaled) [default: the model's].")
 @click.option("--saturation", type=click.FloatRange(0, 4), default=1.0, show_default=True, help="Scale predicted chroma (1.0 = model output).")
-@click.option("--format", "output_format", type=click.Choice(["same", "jpg", "png", "tif"]), default="same", show_default=True, help="Output format; same keeps JPEG/PNG/TIFF, others become PNG.")
+@click.option("--format", "output_format", type=click.Choice(["same", "jpg", "png", "tif"]), default="same", show_default=True, help="Output format; same keeps JPEG/PNG/TIFF, others become PNG. 16-bit inputs give 16 bits per channel in TIFF and PNG (48-bit RGB); JPEG holds 8.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
 @click.option("--diagnostics", is_flag=True, help="Also write <name>.diagnostics.png (L, a, b, result) and <name>.diagnostics.json.")
@@ -65,9 +65,11 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
 
     Colour and gray inputs both work (colour is converted to L first). The network predicts the
     Lab a,b channels at a small working size; they are upsampled guided by the full-resolution L
-    and recombined with the original L, so no detail is lost. 16-bit inputs give 16-bit TIFFs.
-    EXIF (orientation applied) and ICC profiles are kept, and every output is tagged as
-    AI-colorized. Inputs are never modified; outputs are written atomically.
+    and recombined with the original L, so no detail is lost. 16-bit inputs give 16-bit TIFFs and
+    PNGs. Colour under a non-sRGB ICC profile (Adobe RGB...) is converted to sRGB first, and
+    its output carries an sRGB profile; EXIF (orientation applied) and other profiles are
+    kept, and every output is tagged as AI-colorized. Inputs are never modified; outputs are
+    written atomically.
     """
     paths = list(inputs) + (read_path_list(files_from) if files_from else [])
     if not paths:

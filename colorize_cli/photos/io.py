@@ -1,16 +1,17 @@
-"""Photo files in and out: pixels as float arrays, upright, with their EXIF and ICC profile carried along.
+"""Photo files in and out: pixels as float arrays, upright, in sRGB, with their EXIF and ICC profile carried along.
 
 Reading: any file Pillow opens (the first frame of GIF/WebP/TIFF, with a warning when there are more).
-Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits go through tifffile when it has their codec (none,
-deflate, packbits...): it keeps 16 bits, which Pillow cannot for colour. Other TIFFs (LZW, JPEG, G4, palette, CMYK) go through Pillow. What each file becomes:
+Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits go through tifffile, with every codec of imagecodecs (LZW,
+deflate, JPEG, ZSTD, CCITT...); 16-bit PNGs go through imagecodecs' libpng: both keep 16 bits, which Pillow
+cannot for colour. Other TIFFs (palette, CMYK, YCbCr) go through Pillow. What each file becomes:
   1, L, gray palette, I;16*, I, F, gray TIFF  -> gray (H, W); I;16 and deeper -> bit_depth 16
   RGB, colour palette, CMYK, YCbCr, RGB TIFF  -> colour (H, W, 3); CMYK by Pillow's plain formula
-  any alpha (LA, RGBA, PA, palette transparency, TIFF alpha) -> composited on white
+  any alpha (LA, RGBA, PA, palette or PNG transparency, TIFF alpha) -> composited on white
   miniswhite TIFF -> inverted to the usual black-is-0; floats are taken as [0, 1] and clipped
-Limits: Pillow has no 16-bit colour mode, so 16-bit colour PNGs, and 16-bit colour TIFFs compressed with a
-codec tifffile lacks without `imagecodecs` (LZW, JPEG), are read at 8 bits with a warning. Float colour
+  colour under an RGB profile other than sRGB (Adobe RGB, ProPhoto...) -> converted to sRGB (profiles.py)
+Limits: 16-bit palette, CMYK and YCbCr TIFFs are read at 8 bits (Pillow's), with a warning. Float colour
 TIFFs are refused (Pillow cannot parse their header). An ICC profile is returned only when it describes
-the returned pixels (a CMYK profile is dropped with the conversion to RGB).
+the returned pixels (a CMYK profile is dropped with the conversion to RGB, a converted photo gets sRGB's).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ import tifffile
 from PIL import ExifTags, Image, TiffTags, UnidentifiedImageError
 
 from colorize_cli import __version__
+from colorize_cli.photos import png16, profiles
 from colorize_cli.photos.fsutil import atomic_write
 
 MAX_PIXELS = 300_000_000
@@ -56,6 +59,7 @@ _TIFF_COLOUR_CHANNELS = {
 }
 _TIFF_BITS = (1, 8, 16, 32, 64)  # tifffile hands 2, 4 and 12 bits over unscaled
 _TIFF_ALPHAS = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
+_SIXTEEN_BIT_FORMATS = frozenset({"TIFF", "PNG"})
 _PILLOW_KEPT_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 # EXIF orientation -> the numpy view that makes the pixels upright (same result as ImageOps.exif_transpose).
 _ORIENTATIONS = {
@@ -87,7 +91,7 @@ class Photo:
     pixels: np.ndarray | None
     bit_depth: int  # 8 or 16: the precision the file held
     exif: bytes | None  # orientation reset to 1
-    icc_profile: bytes | None
+    icc_profile: bytes | None  # of the pixels as returned: profiles.SRGB_PROFILE once converted to sRGB
     format: str  # Pillow's name: "JPEG", "PNG", "TIFF", ...
     colour: bool  # three channels (even if they happen to be equal) rather than one
 
@@ -147,10 +151,25 @@ def _decode(path: str | os.PathLike) -> tuple[np.ndarray, bool, Photo]:
         raise ImageReadError(path, err.strerror or err) from err
     except _DECODE_ERRORS as err:
         raise ImageReadError(path, err) from err
+    except RuntimeError as err:  # imagecodecs' codecs report corrupt data with errors of their own
+        if not type(err).__module__.startswith("imagecodecs"):
+            raise
+        raise ImageReadError(path, f"error while decompressing data: {err}") from err
     colour = samples.shape[2] >= 3
-    if icc is not None and _icc_space(icc) != (b"RGB " if colour else b"GRAY"):
+    if icc is not None and profiles.colour_space(icc) != (b"RGB " if colour else b"GRAY"):
         icc = None
+    if colour and icc is not None:
+        samples, icc = _in_srgb(path, samples, icc)
     return samples, premultiplied, Photo(None, bit_depth, exif_bytes, icc, fmt, colour)
+
+
+def _in_srgb(path: str | os.PathLike, samples: np.ndarray, icc: bytes) -> tuple[np.ndarray, bytes | None]:
+    """Colour samples and their RGB profile, converted to sRGB where the profile describes another space."""
+    try:
+        return profiles.to_srgb(samples, icc)
+    except profiles.ProfileError:  # like broken EXIF: not worth the photo
+        warnings.warn(f"{path}: its ICC profile cannot be read; the colours are taken as sRGB", stacklevel=4)
+        return samples, None
 
 
 def _more_frames(im: Image.Image) -> bool:
@@ -222,48 +241,59 @@ def write_image(
     icc_profile: bytes | None = None,
     description: str | None = None,
 ) -> None:
-    """Write (H, W, 3) uint8 or uint16 RGB atomically: 8-bit through Pillow, 16-bit as TIFF through tifffile."""
+    """Write (H, W, 3) uint8 or uint16 RGB atomically: 8-bit through Pillow, 16-bit as TIFF or PNG.
+
+    A 16-bit PNG keeps what an 8-bit one keeps (Pillow writes those chunks; libpng the pixels).
+    """
     path = Path(path)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_image takes (H, W, 3) uint8 or uint16 pixels, not {rgb.shape} {rgb.dtype}")
     fmt = _format(path, format)
-    if rgb.dtype == np.uint16 and fmt != "TIFF":
-        raise ValueError(f"{path}: 16-bit output needs TIFF (.tif); {fmt} is written with 8 bits per channel")
+    if rgb.dtype == np.uint16 and fmt not in _SIXTEEN_BIT_FORMATS:
+        raise ValueError(f"{path}: 16-bit output needs TIFF or PNG; {fmt} is written with 8 bits per channel")
     tags = _output_exif(exif, description)
-    if icc_profile is not None and _icc_space(icc_profile) != b"RGB ":
+    if icc_profile is not None and profiles.colour_space(icc_profile) != b"RGB ":
         icc_profile = None  # a gray or CMYK profile would misdescribe RGB pixels
     dpi = _dpi(tags)
+    # EXIF as an object: Pillow's TIFF writer would reload bytes as Latin-1 and write '?' for the rest.
+    options = {"exif": tags, "icc_profile": icc_profile, "dpi": dpi}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "JPEG" and quality >= 90:
+        options["subsampling"] = 0  # full-resolution colour: keep the chroma the model painted
+    options = {k: v for k, v in options.items() if v is not None}
     with atomic_write(path) as tmp:
-        if rgb.dtype == np.uint16:
+        if rgb.dtype == np.uint8:
+            # Pillow writes TIFFs uncompressed here: its libtiff (compressing) writer rejects EXIF sub-IFDs.
+            Image.fromarray(rgb).save(tmp, format=fmt, **options)
+        elif fmt == "TIFF":
             _write_tiff16(tmp, rgb, tags, icc_profile, dpi)
         else:
-            # EXIF as an object: Pillow's TIFF writer would reload bytes as Latin-1 and write '?' for the rest.
-            options = {"exif": tags, "icc_profile": icc_profile, "dpi": dpi}
-            if fmt in ("JPEG", "WEBP"):
-                options["quality"] = quality
-            if fmt == "JPEG" and quality >= 90:
-                options["subsampling"] = 0  # full-resolution colour: keep the chroma the model painted
-            # Pillow writes TIFFs uncompressed here: its libtiff (compressing) writer rejects EXIF sub-IFDs.
-            Image.fromarray(rgb).save(tmp, format=fmt, **{k: v for k, v in options.items() if v is not None})
+            metadata = BytesIO()  # the chunks Pillow writes around one pixel: the same as for 8 bits
+            Image.new("RGB", (1, 1)).save(metadata, format=fmt, **options)
+            png16.write(tmp, rgb, metadata.getvalue())
+
+
+def holds_16_bits(path: str | os.PathLike) -> bool:
+    """Whether write_image keeps 16 bits per channel in a file named `path` (TIFF and PNG do, JPEG cannot)."""
+    return _format(Path(path), None) in _SIXTEEN_BIT_FORMATS
 
 
 def _samples(path: str | os.PathLike, im: Image.Image) -> tuple[np.ndarray, bool]:
     """Samples (H, W, C) of the opened image and whether its alpha is premultiplied."""
+    if im.format == "PNG" and png16.bit_depth(path) == 16:  # Pillow would keep only 8 of the 16 bits of colour
+        samples, exif = png16.read(path)
+        # Told what EXIF there is, Pillow's getexif need not decode all the pixels again to find out.
+        im.info.setdefault("exif", b"Exif\x00\x00" + exif if exif else b"")
+        return samples, False
     stored_bits = 8
     if im.format == "TIFF":
         # tifffile first: it keeps 16-bit colour, and leaves orientation to us (Pillow 13 mis-turns raw TIFFs).
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             stored_bits = page.bitspersample
-            if (
-                stored_bits in _TIFF_BITS
-                and page.photometric in _TIFF_COLOUR_CHANNELS
-                and page.compression in tifffile.TIFF.DECOMPRESSORS
-            ):
+            if stored_bits in _TIFF_BITS and page.photometric in _TIFF_COLOUR_CHANNELS:
                 return _tiff_samples(page)
-    elif im.format == "PNG":
-        with open(path, "rb") as f:
-            stored_bits = f.read(25)[24]  # IHDR bit depth: Pillow keeps only 8 of 16 for colour
     samples = _pillow_samples(im)
     if stored_bits > 8 and samples.dtype == np.uint8:
         message = f"{path}: this {stored_bits}-bit {im.format} is read with 8 bits per channel (Pillow's limit)"
@@ -410,8 +440,3 @@ def _format(path: Path, format: str | None) -> str:
     if format not in Image.SAVE:
         raise ValueError(f"{path}: cannot write {format} images")
     return format
-
-
-def _icc_space(icc: bytes) -> bytes | None:
-    """The data colour space an ICC profile describes (b'RGB ', b'GRAY', b'CMYK'...)."""
-    return icc[16:20] if len(icc) >= 128 else None
