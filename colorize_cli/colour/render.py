@@ -6,6 +6,7 @@ fx = L * P + Q and fz = L * R + S. So the four coefficient planes are folded onc
 and each full-resolution pixel costs two multiply-adds, three cubes, one 3x3 matrix and a look-up table
 for the sRGB curve, instead of upsampling ab, building Lab and converting it generically.
 Bilinear interpolation is linear, so folding before it gives exactly what folding after it would.
+On the CPU one compiled pass does all of it (render_kernel); elsewhere eager torch calls do it in strips.
 """
 
 from functools import cache
@@ -21,9 +22,10 @@ from colorize_cli.colour.lab import (
     _WHITE,
     _linear_to_srgb,
 )
+from colorize_cli.colour.render_kernel import render_pixels
 
-# Full-resolution pixels per strip: the temporaries (~60 B/px) stay in the CPU's cache, and the ~60 torch
-# calls per strip (holding the GIL, which the other batch workers want) stay few.
+# Full-resolution pixels per strip of the torch path: the temporaries (~60 B/px) stay in the CPU's cache,
+# and the ~60 torch calls per strip (holding the GIL, which the other batch workers want) stay few.
 STRIP_PIXELS = 1 << 17
 # Steps of the linear-light -> 8-bit sRGB table: fine enough that at most a rare pixel rounds one code
 # differently (the curve's steepest slope, 12.92, moves 0.025 of a code per half step).
@@ -50,9 +52,29 @@ def _srgb8_table(device):
     return (_linear_to_srgb(linear) * 255).round().to(torch.uint8).to(device)
 
 
+@cache
+def _srgb_curve():
+    """sRGB at LINEAR_STEPS + 1 evenly spaced nodes of linear light, for linear interpolation (float32).
+
+    The curve bends most just above its linear toe, and even there interpolating between nodes this close
+    errs by under 0.01 of a 16-bit code.
+    """
+    return _linear_to_srgb(torch.arange(LINEAR_STEPS + 1, dtype=torch.float64) / LINEAR_STEPS).float().numpy()
+
+
 def _xyz_to_linear_rgb():
-    # the white point folded into the matrix: rgb = M @ (white * f^-1(f)); plain floats for scalar maths
-    return (_RGB_FROM_XYZ * _WHITE).tolist()
+    # the white point folded into the matrix: rgb = M @ (white * f^-1(f))
+    return _RGB_FROM_XYZ * _WHITE
+
+
+def _taps(low, full):
+    """Bilinear taps (below, above, weight) from each of `full` positions into `low` ones.
+
+    F.interpolate's convention (bilinear, align_corners=False); an unchanged size leaves positions as they are.
+    """
+    source = np.maximum((np.arange(full) + 0.5) * (low / full) - 0.5, 0)
+    below = np.floor(source)
+    return below.astype(np.int64), np.minimum(below + 1, low - 1).astype(np.int64), (source - below).astype(np.float32)
 
 
 def _f_inv(f):
@@ -77,12 +99,10 @@ class StripRenderer:
         # Columns now (cheap: only h rows); rows per strip later. Same maths as F.interpolate(bilinear,
         # align_corners=False): at an unchanged height it leaves the rows as they are.
         self.columns = F.interpolate(folded, size=(low_height, width), mode="bilinear", align_corners=False)[0]
-        source = ((torch.arange(height, dtype=torch.float64) + 0.5) * (low_height / height) - 0.5).clamp(min=0)
-        below = source.floor()
-        self.row_below = below.long().to(self.device)
-        self.row_above = (below + 1).clamp(max=low_height - 1).long().to(self.device)
-        self.row_weight = (source - below).float().to(self.device)
-        self.matrix = _xyz_to_linear_rgb()
+        self.row_below, self.row_above, self.row_weight = (
+            torch.from_numpy(taps).to(self.device) for taps in _taps(low_height, height)
+        )
+        self.matrix = _xyz_to_linear_rgb().tolist()  # plain floats for the scalar maths
 
     def linear_rgb(self, L_rows, top, scale=1.0):
         """Linear-light RGB [3, rows, W] (unclipped, times `scale`) of L rows [rows, W] from row `top`.
@@ -121,14 +141,47 @@ class StripRenderer:
             out_rows[..., channel] = plane
 
 
-def render(L, folded, bit_depth=None, device="cpu"):
-    """sRGB (H, W, 3) numpy array of the full-resolution L (H, W float32 numpy) under one image's folded planes."""
+def render(L, folded, bit_depth=None, device="cpu", lightness_of_code=None):
+    """sRGB (H, W, 3) numpy array of the full-resolution L under one image's folded planes [1,4,h,w].
+
+    L: float32 L* (H, W), or integer codes whose L* is lightness_of_code[code]. bit_depth 8 or 16 gives
+    codes of that depth, None float32 in [0, 1]. The CPU runs the compiled kernel, other devices torch.
+    """
+    if torch.device(device).type == "cpu":
+        return _render_compiled(L, folded, bit_depth, lightness_of_code)
+    return render_with_torch(L, folded, bit_depth, device, lightness_of_code)
+
+
+def render_with_torch(L, folded, bit_depth=None, device="cpu", lightness_of_code=None):
+    """render() by eager torch calls in strips: the path for CUDA, and the reference of the compiled kernel."""
     height, width = L.shape
     renderer = StripRenderer(folded.to(device), height, width)
-    dtype = {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth]
-    out = np.empty((height, width, 3), dtype=dtype)
+    out = _output(L.shape, bit_depth)
     strip_rows = max(1, STRIP_PIXELS // width)
     for top in range(0, height, strip_rows):
-        L_rows = torch.from_numpy(np.ascontiguousarray(L[top : top + strip_rows], dtype=np.float32))
-        renderer.write_rows(out[top : top + strip_rows], L_rows.to(device, non_blocking=True), top)
+        rows = L[top : top + strip_rows]
+        rows = np.ascontiguousarray(rows, np.float32) if lightness_of_code is None else lightness_of_code[rows]
+        renderer.write_rows(out[top : top + strip_rows], torch.from_numpy(rows).to(device, non_blocking=True), top)
     return out
+
+
+def _render_compiled(L, folded, bit_depth, lightness_of_code):
+    height, width = L.shape
+    planes = np.ascontiguousarray(folded[0].detach().cpu().numpy(), np.float32)
+    if lightness_of_code is None:
+        L = np.ascontiguousarray(L, np.float32)
+    elif len(lightness_of_code) <= np.iinfo(L.dtype).max:  # the kernel does not check its indices
+        raise ValueError(f"{len(lightness_of_code)} lightness values cannot cover {L.dtype} codes")
+    else:
+        lightness_of_code = np.ascontiguousarray(lightness_of_code, np.float32)
+    out = _output(L.shape, bit_depth)
+    srgb = _srgb8_table(torch.device("cpu")).numpy() if bit_depth == 8 else _srgb_curve()
+    render_pixels(
+        L, lightness_of_code, planes, _taps(planes.shape[1], height), _taps(planes.shape[2], width),
+        _xyz_to_linear_rgb().numpy().astype(np.float32), _F_INV_EPS, _F_SLOPE, srgb, out,
+    )
+    return out
+
+
+def _output(shape, bit_depth):
+    return np.empty((*shape, 3), dtype={None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth])
