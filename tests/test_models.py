@@ -115,6 +115,7 @@ def test_unknown_config_keys_are_named():
         ("gan", {"dropout": 1.0}),
         ("gan", {"encoder": "resnet"}),
         ("gan", {"finetune_from": 17}),
+        ("gan", {"chroma_gain": 0.0}),
         ("autoencoder", {"global_branch": "inception"}),
         ("autoencoder", {"num_scenes": -1}),
     ],
@@ -195,3 +196,17 @@ def test_autoencoder_scene_head_is_optional():
     assert ab.shape == (2, 2, 64, 64)
     assert scenes.shape == (2, 7)
     assert scenes_large.shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", ["gan", "autoencoder"])
+def test_chroma_gain_scales_the_prediction_within_tanh_range(name):
+    torch.manual_seed(0)
+    model = build_model(name, {"encoder": "scratch"} if name == "gan" else {"global_branch": "joint"}).eval()
+    l_norm = _l_batch(seed=6)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.decoder[-2].weight if name == "autoencoder" else model.unet.out[0].weight, std=5.0)
+        plain = model.predict_ab(l_norm)
+        model.config.chroma_gain = 1.5
+        boosted = model.predict_ab(l_norm)
+    assert torch.allclose(boosted, (plain * 1.5).clamp(-1, 1))
+    assert boosted.abs().max() <= 1.0 and (plain.abs() > 0.7).any()

@@ -28,8 +28,11 @@ class AutoencoderConfig:
     global_dim: int = 256
     num_scenes: int = 0
     global_branch: str = "efficientnet_lite0"
+    chroma_gain: float = 1.0  # decoding: predicted ab times this (set at export; 1 while training)
 
     def __post_init__(self):
+        if not self.chroma_gain > 0:
+            raise ValueError(f"autoencoder chroma_gain must be positive, got {self.chroma_gain}.")
         if self.global_branch not in GLOBAL_BRANCHES:
             raise ValueError(
                 f"autoencoder global_branch must be one of {', '.join(GLOBAL_BRANCHES)}, got {self.global_branch!r}."

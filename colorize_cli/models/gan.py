@@ -26,6 +26,7 @@ class GanConfig:
 
     encoder: str = "efficientnet_lite0"
     decoder_channels: tuple = (256, 128, 64, 32)
+    chroma_gain: float = 1.0  # decoding: predicted ab times this (set at export; 1 while training)
     finetune_from: int = 11
     encoder_lr_scale: float = 0.1
     train_size: int = 128
@@ -44,6 +45,8 @@ class GanConfig:
             raise ValueError(f"gan decoder_channels must be 4 positive widths, got {self.decoder_channels}.")
         if not 0 <= self.finetune_from <= efficientnet_lite.NUM_BLOCKS:
             raise ValueError(f"gan finetune_from must be a block index 0-{efficientnet_lite.NUM_BLOCKS}, got {self.finetune_from}.")
+        if not self.chroma_gain > 0:
+            raise ValueError(f"gan chroma_gain must be positive, got {self.chroma_gain}.")
         if self.encoder_lr_scale < 0:
             raise ValueError(f"gan encoder_lr_scale must be 0 or more, got {self.encoder_lr_scale}.")
         if self.train_size < 8:
