@@ -6,11 +6,12 @@ import pickle
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
 from colorize_cli.colour.lab import AB_SCALE
 from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.checkpoint import (
+    HEADER_KEY,
     CheckpointError,
     load_checkpoint,
     read_header,
@@ -134,3 +135,21 @@ def test_saved_checkpoints_get_the_umask_mode_not_owner_only(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(("name", "legacy"), [("gan", {"encoder": "scratch"}), ("autoencoder", {"global_branch": "joint"})])
+def test_checkpoints_from_before_the_pretrained_encoder_still_load(name, legacy, tmp_path):
+    """Their configs lack the keys that now default to the pretrained architectures; the scratch gan's
+    tensors had no `unet.` prefix yet."""
+    torch.manual_seed(0)
+    model = build_model(name, legacy).eval()
+    header = save_checkpoint(tmp_path / "new.safetensors", model)
+    old_config = {key: value for key, value in header["config"].items() if key not in (*legacy, "chroma_gain")}
+    old_tensors = {key.removeprefix("unet."): value.contiguous() for key, value in model.state_dict().items()}
+    old_header = {**header, "config": old_config, "version": "0.1.0"}
+    (tmp_path / "old.safetensors").write_bytes(save(old_tensors, metadata={HEADER_KEY: json.dumps(old_header)}))
+
+    loaded, _ = load_checkpoint(tmp_path / "old.safetensors")
+    l_norm = torch.rand(1, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.predict_ab(l_norm), model.predict_ab(l_norm))

@@ -60,6 +60,11 @@ def read_header(path):
         return _parse_header(path, handle.metadata())
 
 
+# Config keys that came with the pretrained encoder, and the values that rebuild checkpoints written
+# before them (whose configs lack the keys, while the defaults are now the pretrained architectures).
+_BEFORE_PRETRAINED = {"gan": {"encoder": "scratch"}, "autoencoder": {"global_branch": "joint"}}
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model stored at `path` on `device` (eval mode) and return (model, header)."""
     path = Path(path)
@@ -68,9 +73,11 @@ def load_checkpoint(path, device="cpu"):
         header = _parse_header(path, handle.metadata())
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     try:
-        model = build_model(header["model"], header["config"])
+        model = build_model(header["model"], {**_BEFORE_PRETRAINED.get(header["model"], {}), **header["config"]})
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its header does not describe a valid model ({err})") from None
+    if header["model"] == "gan" and not any(key.startswith("unet.") for key in tensors):
+        tensors = {f"unet.{key}": tensor for key, tensor in tensors.items()}  # before the U-Net had its module
     _check_shapes(path, model, tensors)
     state = {key: tensor.to(model.state_dict()[key].dtype) for key, tensor in tensors.items()}
     model.load_state_dict(state, strict=True)
