@@ -105,7 +105,8 @@ def test_plain_folder_uses_the_same_split_and_counts_corrupt_files(photos):
 
 def test_summary_prior_and_labels(photos):
     prepared = dataset_summary(photos / "prepared")
-    assert prepared["kind"] == "prep-dataset" and prepared["sources"] == [str(photos / "photos")]
+    # Named by what they are, not by the absolute paths they had on this machine.
+    assert prepared["kind"] == "prep-dataset" and prepared["sources"] == ["photos"] and prepared["path"] == "prepared"
     assert sum(prepared["images"].values()) == 15 and prepared["skipped"] == {"unreadable": 1, "not_an_image": 1}
     folder = dataset_summary(photos / "photos")
     splits = [split_for(row["hash"]) for row in _rows(photos / "prepared")]
