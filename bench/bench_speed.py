@@ -63,6 +63,10 @@ for result in results:
 rss = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "stages": stages, "peak_rss": rss, "failed": failed}))
 """
+# The pretrained default network may be slower than the seeds' but must stay well ahead of its peers
+# (issue 14); the end-to-end ratios are issue 16's (12 MP and 3 MP JPEG against the I/O floor).
+NETWORK_TARGET = 2.0
+FLOOR_TARGETS = {"12 MP": 2.0, "3 MP": 2.5}
 
 
 def make_photo(shape, bits, seed):
@@ -337,9 +341,10 @@ def main():
             ratio = speeds[model][batch] / speeds[peer][batch]
             setting = "batch 1, both fp32" if batch == "fp32" else f"batch {batch}"
             lines.append(f"- `{model}` network vs {peer}, {setting}: {ratio:.1f}x the throughput "
-                         f"(target >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
+                         f"(target >= {NETWORK_TARGET:g}x: {'met' if ratio >= NETWORK_TARGET else 'NOT met'})")
     for label, ratio in ratios.items():
-        target = " (target <= 3x: " + ("met)" if ratio <= 3 else "NOT met)") if label.startswith("12 MP") else ""
+        limit = next((limit for prefix, limit in FLOOR_TARGETS.items() if label.startswith(prefix)), None)
+        target = "" if limit is None else f" (target <= {limit:g}x: " + ("met)" if ratio <= limit else "NOT met)")
         lines.append(f"- {label}: colorize takes {ratio:.2f}x the I/O floor's time{target}")
     lines += ["", f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     args.out.write_text("\n".join(lines))
