@@ -124,3 +124,12 @@ def test_non_finite_chroma_renders_black_rather_than_reading_outside_the_tables(
     folded[:, 0] = float("nan")
     for bit_depth in (8, 16, None):
         assert (render(L, folded, bit_depth) == 0).all()
+
+
+def test_warm_up_compiles_every_output_type_before_the_first_photo():
+    from colorize_cli.colour.render import warm_up
+    from colorize_cli.colour.render_kernel import render_pixels
+
+    warm_up("cpu")
+    outputs = {str(signature[-1]) for signature in render_pixels.signatures}
+    assert {"array(uint8, 3d, C)", "array(uint16, 3d, C)", "array(float32, 3d, C)"} <= outputs

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from colorize_cli.colour.lab import normalize_l, unit_to_ab
-from colorize_cli.colour.render import fold_coefficients, render
+from colorize_cli.colour.render import fold_coefficients, render, warm_up
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from colorize_cli.models.inference_tuning import (
@@ -90,6 +90,7 @@ class Colorizer:
         path = resolve_weights(name_or_path)
         model, header = load_checkpoint(path, device)
         colorizer = cls(tune_for_inference(model), device, render_size, saturation, header, precision)
+        warm_up(colorizer.device)
         colorizer.checkpoint_path = path
         colorizer.checkpoint_sha256 = file_sha256(path)
         return colorizer
