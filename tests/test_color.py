@@ -11,6 +11,7 @@ from skimage import color
 from colorize_cli.colour.lab import (
     ab_to_unit,
     gray_to_l,
+    l_to_gray,
     lab_to_rgb,
     normalize_l,
     rgb_to_l,
@@ -107,6 +108,12 @@ def test_gray_l_is_the_l_of_the_neutral_colour():
     neutral = y.view(1, 1, -1).expand(3, 1, -1)
     assert (gray_to_l(y) - rgb_to_l(neutral)[0, 0]).abs().max() < 1e-10
     assert gray_to_l(torch.tensor([0.0, 1.0])).tolist() == pytest.approx([0.0, 100.0], abs=1e-4)
+    # l_to_gray inverts it (and agrees with lab_to_rgb of the neutral colour) to the rounding of skimage's
+    # constants, well under a 16-bit code
+    assert (l_to_gray(gray_to_l(y)) - y).abs().max() < 1e-5
+    L = torch.linspace(0, 100, 101, dtype=torch.float64)
+    neutral_lab = torch.stack([L, torch.zeros_like(L), torch.zeros_like(L)]).view(3, 1, -1)
+    assert (l_to_gray(L) - lab_to_rgb(neutral_lab)[1, 0]).abs().max() < 1e-5
 
 
 def test_model_scalings():

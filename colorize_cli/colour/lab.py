@@ -71,6 +71,11 @@ def gray_to_l(y: Tensor) -> Tensor:
     return 116 * _lab_f(_srgb_to_linear(y)) - 16
 
 
+def l_to_gray(L: Tensor) -> Tensor:
+    """The sRGB-encoded gray value y in [0, 1] whose colour (y, y, y) has lightness L: gray_to_l's inverse."""
+    return _linear_to_srgb(_lab_f_inv((L + 16) / 116)).clamp(0, 1)
+
+
 def normalize_l(L: Tensor) -> Tensor:
     """Model input: L in [0, 100] mapped to [-1, 1]."""
     return (L - L_CENTER) / L_RANGE

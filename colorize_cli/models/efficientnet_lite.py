@@ -8,7 +8,7 @@ Shipped weights carry the (fine-tuned) encoder, so inference never needs the pac
 import torch
 from torch import nn
 
-from colorize_cli.colour.lab import L_CENTER, L_RANGE
+from colorize_cli.colour.lab import L_CENTER, L_RANGE, l_to_gray
 
 # (repeats, kernel, stride, expansion, output channels) per stage; Lite keeps B0's stages without
 # squeeze-excitation and with ReLU6 (friendlier to quantised and CPU inference).
@@ -63,11 +63,7 @@ class MBConv(nn.Module):
 
 def l_to_network_input(l_norm: torch.Tensor) -> torch.Tensor:
     """Normalised L -> the gray sRGB code (0-255) with that lightness, scaled as the weights expect."""
-    L = l_norm.float() * L_RANGE + L_CENTER
-    fy = (L + 16) / 116
-    y = torch.where(fy > 6 / 29, fy.clamp(min=6 / 29) ** 3, (fy - 16 / 116) * 3 * (6 / 29) ** 2)
-    srgb = torch.where(y > 0.0031308, 1.055 * y.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y)
-    return (srgb.clamp(0, 1) * 255 - 127) / 128
+    return (l_to_gray(l_norm.float() * L_RANGE + L_CENTER) * 255 - 127) / 128
 
 
 class EfficientNetLite0(nn.Module):
