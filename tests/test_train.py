@@ -325,6 +325,45 @@ def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_pa
     assert "Unknown config key" in _one_line_error(result)
 
 
+def test_keep_every_keeps_a_history_that_export_chooses_a_step_from(photos, tmp_path):
+    run = tmp_path / "cnn"
+    # save_every does not divide keep_every's steps: kept steps are saved anyway.
+    train(tiny_config("cnn", photos, steps=6, keep_every=2, save_every=5, val_every=2), run, session=quiet(),
+          log=lambda line: None)
+    assert sorted(p.name for p in (run / "history").iterdir()) == [
+        "step_0000002.safetensors", "step_0000004.safetensors", "step_0000006.safetensors"]
+    kept, _ = load_checkpoint(run / "history" / "step_0000004.safetensors")
+
+    weights = tmp_path / "w" / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--checkpoint", "4"])
+    assert result.exit_code == 0, result.output
+    model, header = load_checkpoint(weights)
+    assert header["training"]["steps"] == 4
+    for name, tensor in kept.state_dict().items():
+        assert torch.allclose(model.state_dict()[name].float(), tensor.half().float()), name
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    assert "step 4 (kept in the run's history, chosen after training)" in card
+    assert f"| AuC of the ab error curve (%) | {header['metrics']['auc']:.3f} |" in card
+
+    line = _one_line_error(CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights),
+                                                   "--checkpoint", "5"]))
+    assert "keeps no weights of step 5; kept steps: 2, 4, 6" in line
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--checkpoint", "newest"])
+    assert result.exit_code == 2 and "'newest' is not best, last or a step number" in result.output
+
+
+@pytest.mark.parametrize("loss", ["smooth_l1", "l2"])
+def test_gan_warmup_loss_is_a_config_value(loss, train_only, tmp_path):
+    config = tiny_config("gan", train_only, steps=10, warmup_steps=10, lr=1e-3,
+                         model_config={**TINY["gan"], "warmup_loss": loss})
+    train(config, tmp_path / "gan", session=quiet(log_every=5), log=lambda line: None)
+    first, last = records(tmp_path / "gan", "train")
+    assert loss in last and "l1" not in last
+    assert last[loss] < 0.9 * first[loss]
+    with pytest.raises(ValueError, match="warmup_loss must be one of l1, smooth_l1, l2"):
+        build_model("gan", {"warmup_loss": "huber"})
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 

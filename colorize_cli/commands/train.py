@@ -110,6 +110,7 @@ and autoencoder's num_scenes the number of labels in the data):
 @click.option("--seed", type=int, help=f"Seed of the initial weights, data order and augmentation [default: {_DEFAULTS.seed}].")
 @click.option("--val-every", type=click.IntRange(min=1), help=f"Validate every N steps [default: {_DEFAULTS.val_every}].")
 @click.option("--save-every", type=click.IntRange(min=1), help=f"Checkpoint every N steps (and always at exit) [default: {_DEFAULTS.save_every}].")
+@click.option("--keep-every", type=click.IntRange(min=0), help="Also keep the weights of every N-th step in the run's history/ folder, to choose a step later (0: keep none) [default: 0].")
 @click.option("--best-metric", type=click.Choice(BEST_METRICS), help=f"Validation metric that picks best.safetensors [default: {_DEFAULTS.best_metric}].")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers(), show_default=True, help="Data-loading processes (0: load in the training process).")
 @click.option("--log-every", type=click.IntRange(min=1), default=25, show_default=True, help="Log the mean losses every N steps.")
@@ -144,17 +145,31 @@ def train_command(ctx, out, resume, time_limit, workers, log_every, device, **se
         ctx.exit(128 + signal.Signals[result.stopped_by].value)
 
 
+class CheckpointChoice(click.ParamType):
+    """best, last, or a step number (of the run's history)."""
+
+    name = "best|last|STEP"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value in CHOICES:
+            return value
+        if str(value).isdigit():
+            return int(value)
+        self.fail(f"{value!r} is not best, last or a step number", param, ctx)
+
+
 @train_command.command(
     "export",
     epilog="""\b
 Examples:
   colorize train export runs/gan-1 --out weights/gan.safetensors
   colorize train export runs/cnn-1 --out weights/cnn.safetensors --checkpoint last --notes cnn-notes.md
+  colorize train export runs/gan-1 --out weights/gan.safetensors --checkpoint 8000   # kept by --keep-every
   colorize train export runs/classification-1 --out weights/classification.safetensors --config temperature=0.7""",
 )
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors); the card goes beside it as .md.")
-@click.option("--checkpoint", "which", type=click.Choice(CHOICES), default="best", show_default=True, help="The best validated weights, or the latest (best falls back to last when the run was never validated).")
+@click.option("--checkpoint", "which", type=CheckpointChoice(), default="best", show_default=True, help="best (validated), last, or a step number kept in the run's history/ (--keep-every); best falls back to last when the run was never validated.")
 @click.option("--notes", type=click.Path(exists=True, dir_okay=False), help="A Markdown file appended to the card (observations, failure modes).")
 @click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="Change a setting that keeps the weights, e.g. temperature=0.7 for classification. Repeatable.")
 @user_errors(TrainingError, RunFolderError, CheckpointError)

@@ -13,6 +13,7 @@ from colorize_cli.models import efficientnet_lite
 from colorize_cli.models.base import ColorizationModel
 
 ENCODERS = ("efficientnet_lite0", "scratch")
+WARMUP_LOSSES = ("l1", "smooth_l1", "l2")
 
 
 @dataclass
@@ -22,11 +23,12 @@ class GanConfig:
     warm-up at `encoder_lr_scale` times the learning rate (16: frozen throughout). The scratch encoder's
     depth follows `train_size` down to a 2x2 bottleneck, widths doubling from `base_channels` up to
     `max_channels`; the discriminator (both encoders) uses the same widths and the options starting with
-    `disc_`."""
+    `disc_`. `warmup_loss` is the generator's loss in the warm-up (the adversarial phase keeps pix2pix's L1)."""
 
     encoder: str = "efficientnet_lite0"
     decoder_channels: tuple = (256, 128, 64, 32)
     chroma_gain: float = 1.0  # decoding: predicted ab times this (set at export; 1 while training)
+    warmup_loss: str = "l1"
     finetune_from: int = 11
     encoder_lr_scale: float = 0.1
     train_size: int = 128
@@ -40,6 +42,8 @@ class GanConfig:
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"gan encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}.")
+        if self.warmup_loss not in WARMUP_LOSSES:
+            raise ValueError(f"gan warmup_loss must be one of {', '.join(WARMUP_LOSSES)}, got {self.warmup_loss!r}.")
         self.decoder_channels = tuple(self.decoder_channels)  # JSON gives a list back
         if len(self.decoder_channels) != 4 or min(self.decoder_channels) < 1:
             raise ValueError(f"gan decoder_channels must be 4 positive widths, got {self.decoder_channels}.")

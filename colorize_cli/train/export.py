@@ -35,7 +35,7 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
     state = folder.load_state("cpu")
     if state is None:
         raise TrainingError(f"{folder.path} has no checkpoint yet; train it for at least one save")
-    source = folder.best_weights if which == "best" and folder.best_weights.exists() else folder.last_weights
+    source = _source(folder, which)
     model, header = load_checkpoint(source)
     if model_config:
         model = _with_config(model, model_config)
@@ -61,6 +61,18 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
     with atomic_write(card) as tmp:
         Path(tmp).write_text(text)
     return out, card
+
+
+def _source(folder, which):
+    """The weights file that `which` (best, last or a kept step number) names."""
+    if isinstance(which, int):
+        path = folder.history_weights(which)
+        if not path.exists():
+            kept = folder.kept_steps()
+            listed = ", ".join(map(str, kept)) if kept else "none (train with --keep-every to keep some)"
+            raise TrainingError(f"{folder.path} keeps no weights of step {which}; kept steps: {listed}")
+        return path
+    return folder.best_weights if which == "best" and folder.best_weights.exists() else folder.last_weights
 
 
 def _with_config(model, config):
@@ -125,6 +137,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
             "|---|---|---|",
             *(f"| {label} | {_number(scores.get(key))} | {_number(gray.get(key))} |" for key, label in _TABLE),
         ]
+    elif gray:
+        lines.append("This step was not validated during training (it is not a multiple of --val-every).")
     else:
         lines.append("No validation was run at this step (the data has no held-out split).")
     lines += [
@@ -135,12 +149,17 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
-        + "".join(f" --config {key}={value}" for key, value in sorted(config.model_config.items()))
+        + "".join(f" --config {key}={_shell_value(value)}" for key, value in sorted(config.model_config.items()))
         + ("" if config.amp else " --no-amp"),
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def _shell_value(value):
+    """A --config value as the CLI reads it back (JSON for lists, with no spaces to quote)."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _validation_at(records, step):
@@ -166,6 +185,8 @@ def _describe_source(source, folder, state):
     best = state["best"]
     if source == folder.best_weights and best is not None:
         return f"the best by validation {best['metric']}"
+    if source.parent == folder.history:
+        return "kept in the run's history, chosen after training"
     return "the latest checkpoint"
 
 

@@ -57,6 +57,7 @@ class RunConfig:
     amp: bool = True
     val_every: int = 500
     save_every: int = 500
+    keep_every: int = 0  # 0: no history; else the weights of every multiple of it stay in history/
     best_metric: str = "auc"
 
     def __post_init__(self):
@@ -67,6 +68,8 @@ class RunConfig:
                 raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise TrainingError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.keep_every < 0:
+            raise TrainingError(f"keep_every must be 0 (no history) or more, got {self.keep_every}")
         if self.lr is not None and not self.lr > 0:
             raise TrainingError(f"lr must be positive, got {self.lr}")
         if self.best_metric not in BEST_METRICS:
@@ -246,7 +249,7 @@ def _train(config, folder, session, resume, processes, log):
             if validator is not None and step % config.val_every == 0:
                 validate()
                 validated_at = step
-            if step % config.save_every == 0:
+            if step % config.save_every == 0 or (config.keep_every and step % config.keep_every == 0):
                 checkpoint()
                 saved_at = step
             if stopping:
@@ -357,6 +360,11 @@ def _save(folder, processes, model, recipe, config, progress):
             folder.save_state({**progress, "model": model.state_dict(), "recipe": recipe.state_dict(), "rng": rng,
                                "fingerprints": fingerprints})
             save_checkpoint(folder.last_weights, model, training=_training_header(config, progress["step"]))
+            if config.keep_every and progress["step"] % config.keep_every == 0:
+                # The validation split is small; a history lets a later, larger evaluation choose the step.
+                folder.history.mkdir(exist_ok=True)
+                save_checkpoint(folder.history_weights(progress["step"]), model,
+                                training=_training_header(config, progress["step"]))
         except OSError as err:
             failure = (
                 f"could not save the checkpoint in {folder.path} ({err.strerror or err}); "

@@ -17,6 +17,8 @@ from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.models.gan import PatchDiscriminator
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+# The gan's warm-up losses. smooth_l1 has torch's beta 1: on unit-scale ab (errors below 1) it is half L2.
+WARMUP_LOSSES = {**PIXEL_LOSSES, "smooth_l1": F.smooth_l1_loss}
 # Iizuka et al. 2016 weigh the scene classification against the colour loss by 1/300.
 SCENE_WEIGHT = 1.0 / 300.0
 # pix2pix's weight of the L1 term against the adversarial term (seed 000 §IV).
@@ -173,7 +175,7 @@ class GanRecipe(Recipe):
     """
 
     summary = (
-        "L1 warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 "
+        "L1 (or the config's warmup_loss) warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 "
         "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets"
     )
     default_lr = 2e-4
@@ -186,14 +188,16 @@ class GanRecipe(Recipe):
         self.discriminator = PatchDiscriminator(model.config).to(device, memory_format=options.memory_format)
         self.critic = self.discriminator
         self.critic_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr, betas=self.betas)
+        self.warmup_loss_name = model.config.warmup_loss
+        self.warmup_loss = WARMUP_LOSSES[self.warmup_loss_name]
 
     def distribute(self, wrap):
         super().distribute(wrap)
         self.critic = wrap(self.discriminator)
 
     def loss(self, output, batch):
-        l1 = self.pixel_loss(output.float(), batch["ab"])
-        return l1, {"l1": l1}
+        warmup = self.warmup_loss(output.float(), batch["ab"])
+        return warmup, {self.warmup_loss_name: warmup}
 
     def step(self, batch, step):
         if step < self.warmup_steps:

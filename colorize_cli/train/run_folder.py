@@ -5,6 +5,7 @@ the previous version in place.
     last.pt            training state: weights, optimizers, step, RNG (torch.save, loaded weights_only)
     last.safetensors   latest weights in the shipped format; best.safetensors: best by the chosen metric
     metrics.jsonl      one JSON object per log or validation; loss.png and validation.png plot them
+    history/           with --keep-every: step_NNNNNNN.safetensors, weights kept for choosing a step later
     samples/           a sample sheet per validation
 """
 
@@ -36,6 +37,7 @@ class RunFolder:
         self.loss_plot = self.path / "loss.png"
         self.validation_plot = self.path / "validation.png"
         self.samples = self.path / "samples"
+        self.history = self.path / "history"
 
     def holds_run(self) -> bool:
         return self.settings.exists() or self.state.exists()
@@ -44,6 +46,16 @@ class RunFolder:
         """Path of the sample sheet of `step` (its folder created)."""
         self.samples.mkdir(parents=True, exist_ok=True)
         return self.samples / f"step_{step:07d}.png"
+
+    def history_weights(self, step: int) -> Path:
+        """Path of the kept weights of `step` (see --keep-every)."""
+        return self.history / f"step_{step:07d}.safetensors"
+
+    def kept_steps(self) -> list[int]:
+        """Steps whose weights the history keeps, in order."""
+        if not self.history.is_dir():
+            return []
+        return sorted(int(p.stem[5:]) for p in self.history.glob("step_*.safetensors") if p.stem[5:].isdigit())
 
     def read_settings(self) -> dict:
         if not self.settings.is_file():
