@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorize_cli.models.checkpoint import load_checkpoint
 from colorize_cli.train.loop import train
 from tests.test_train import quiet, tiny_config, write_photos
 
@@ -52,3 +53,34 @@ def test_two_gloo_processes_match_one_process_with_the_double_batch(photos, tmp_
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     for name, value in single["model"].items():
         torch.testing.assert_close(state["model"][name], value, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_gan_replicas_stay_equal_when_the_encoder_starts_learning_after_the_warm_up(photos, tmp_path):
+    # The encoder needs no gradients in the warm-up; the network is wrapped again when it starts learning,
+    # so that DDP averages its gradients too. A divergence would fail the fingerprint check at each save.
+    out = tmp_path / "gan"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "colorize_cli", "train", "--model", "gan", "--data", str(photos), "--out", str(out),
+        "--steps", "4", "--warmup-steps", "2", "--batch-size", "2", "--crop-size", "32", "--lr", "1e-3",
+        "--no-amp", "--workers", "0", "--save-every", "2", "--val-every", "100", "--device", "cpu",
+        "--keep-every", "2", "--config", "decoder_channels=[32,16,16,8]", "--config", "base_channels=8",
+        "--config", "max_channels=32",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert process.returncode == 0, process.stderr[-3000:]
+
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 4 and state["fingerprints"][0] == state["fingerprints"][1]
+    after_warmup = _encoder_tensors(torch.load(out / "last.pt", weights_only=True)["model"])
+    at_warmup_end, _ = load_checkpoint(out / "history" / "step_0000002.safetensors")
+    before = _encoder_tensors(at_warmup_end.state_dict())
+    frozen, tuned = "unet.encoder.blocks.0.", "unet.encoder.blocks.15."
+    assert all(torch.equal(before[k], after_warmup[k]) for k in before if k.startswith(frozen))
+    assert any(not torch.equal(before[k], after_warmup[k]) for k in before if k.startswith(tuned))
+
+
+def _encoder_tensors(state):
+    return {k: v for k, v in state.items() if k.startswith("unet.encoder.") and v.is_floating_point()
+            and "running" not in k}

@@ -53,6 +53,7 @@ class Recipe:
         self.autocast = options.autocast
         self.lr, self.warmup_steps = options.lr, options.warmup_steps
         self.optimizer = torch.optim.Adam(_param_groups(model, options.lr), lr=options.lr, betas=self.betas)
+        self._wrap = None
 
     def trained_network(self, model: nn.Module) -> nn.Module:
         """The module whose forward gives what `loss` takes (the model itself by default)."""
@@ -60,6 +61,7 @@ class Recipe:
 
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap the trained networks (for DistributedDataParallel)."""
+        self._wrap = wrap
         self.network = wrap(self.network)
 
     def loss(self, output, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -68,10 +70,21 @@ class Recipe:
 
     def schedule(self, step: int) -> None:
         """A pretrained encoder learns only after the warm-up, at its scaled rate: the decoder first
-        learns to read its features, so that early large gradients do not wreck them."""
+        learns to read its features, so that early large gradients do not wreck them.
+
+        Until then its parameters need no gradients at all, which halves the warm-up's step time. DDP
+        reduces only the parameters that wanted gradients when it wrapped the network, so the network
+        is wrapped again when that changes.
+        """
         for group in self.optimizer.param_groups:
             if group.get("encoder"):
-                group["lr"] = 0.0 if step < self.warmup_steps else self.lr * self.model.config.encoder_lr_scale
+                learning = step >= self.warmup_steps
+                group["lr"] = self.lr * self.model.config.encoder_lr_scale if learning else 0.0
+                if group["params"][0].requires_grad != learning:
+                    for parameter in group["params"]:
+                        parameter.requires_grad_(learning)
+                    if self._wrap is not None:
+                        self.network = self._wrap(self.trained_network(self.model))
 
     def step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached losses ("loss" is the total)."""
