@@ -6,9 +6,12 @@ import torch
 from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.inference_tuning import (
+    ConvActivation,
     PrecisionError,
     autocast_dtype,
     fold_batchnorm,
+    fold_padding,
+    fuse_activations,
     native_bf16,
     tune_for_inference,
 )
@@ -64,3 +67,55 @@ def test_bf16_inference_stays_close_to_fp32():
     fp32 = Colorizer(model, precision="fp32").predict_low(L).ab
     bf16 = Colorizer(model, precision="bf16").predict_low(L).ab
     assert (bf16 - fp32).abs().mean() < 0.5 and (bf16 - fp32).abs().max() < 4  # Lab units
+
+
+@pytest.mark.parametrize("kernel, stride, groups", [(3, 1, 1), (5, 1, 8), (3, 2, 1), (5, 2, 8), (3, 2, 8)])
+def test_folded_padding_gives_the_same_numbers(kernel, stride, groups):
+    # TensorFlow "same": symmetric at stride 1; one more pixel right and bottom at stride 2 on even sizes.
+    torch.manual_seed(kernel + stride)
+    total = kernel - stride
+    pad = torch.nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2))
+    block = torch.nn.Sequential(pad, torch.nn.Conv2d(8, 16, kernel, stride=stride, groups=groups, bias=False))
+    x = torch.randn(2, 8, 24, 36)
+    with torch.inference_mode():
+        before = block(x)
+        assert fold_padding(block) == 1
+        after = block(x)
+    assert not any(isinstance(m, torch.nn.ZeroPad2d) for m in block.modules())
+    assert after.shape == before.shape and torch.allclose(after, before, atol=1e-5)
+
+
+def test_padding_that_is_neither_kind_stays():
+    block = torch.nn.Sequential(torch.nn.ZeroPad2d((2, 0, 2, 0)), torch.nn.Conv2d(1, 1, 3))
+    assert fold_padding(block) == 0 and isinstance(block[0], torch.nn.ZeroPad2d)
+
+
+@pytest.mark.parametrize("activation", [torch.nn.ReLU, torch.nn.ReLU6])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_fused_activation_is_the_conv_then_the_activation(activation, precision):
+    if precision == "bf16" and not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16")
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.Identity(), activation())
+    x = (torch.randn(1, 4, 16, 20) * 8).contiguous(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        before = block(x)
+        assert fuse_activations(block) == 1 and isinstance(block[0], ConvActivation)
+        after = block(x)
+    assert after.dtype == before.dtype
+    assert torch.equal(after, before) if precision == "bf16" else torch.allclose(after, before, atol=1e-5)
+    assert (before == 0).any() and ((before == 6).any() or activation is torch.nn.ReLU)  # both clamps exercised
+
+
+def test_the_tuned_pretrained_gan_has_no_pads_clamps_or_per_call_casts_left():
+    colorizer = Colorizer(tune_for_inference(build_model("gan")), precision="auto")
+    modules = list(colorizer.model.modules())
+    assert not any(isinstance(m, (torch.nn.ZeroPad2d, torch.nn.BatchNorm2d)) for m in modules)
+    # Each ReLU6 left is a fused conv's fallback, not a pass of its own.
+    assert not any(isinstance(child, torch.nn.ReLU6) for m in modules if isinstance(m, torch.nn.Sequential)
+                   for child in m)
+    assert sum(isinstance(m, ConvActivation) for m in modules) >= 30
+    if colorizer.autocast_dtype is not None:
+        convs = [m for m in modules if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        assert {m.weight.dtype for m in convs} == {torch.bfloat16}

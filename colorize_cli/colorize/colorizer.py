@@ -15,6 +15,7 @@ from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_ch
 from colorize_cli.models.inference_tuning import (
     autocast,
     autocast_dtype,
+    cast_weights,
     tune_for_inference,
 )
 
@@ -75,6 +76,7 @@ class Colorizer:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.autocast_dtype = autocast_dtype(precision, self.device)
+        cast_weights(self.model, self.autocast_dtype)
         self.render_size = int(render_size or model.default_render_size)
         self.saturation = float(saturation)
         self.header = header or {}

@@ -83,7 +83,7 @@ class EfficientNetLite0(nn.Module):
 
     def features(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps at strides 2, 4, 8, 16 and 32 of normalised L [B,1,H,W] (H, W multiples of 32)."""
-        x = self.stem(l_to_network_input(l_norm).to(self.stem[1].weight.dtype))
+        x = self.stem(l_to_network_input(l_norm).to(next(self.stem.parameters()).dtype))  # bf16 once cast
         found = []
         for index, block in enumerate(self.blocks):
             x = block(x)
