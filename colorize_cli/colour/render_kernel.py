@@ -7,34 +7,15 @@ have no table look-ups, so LLVM turns them into SIMD; the look-ups follow in a l
 Single-threaded on purpose: the batch gives each worker thread its own image, and `nogil` lets those
 threads run side by side.
 
-Cached machine code lives in __pycache__ beside this file, or where that is not writable in the user's
-cache folder (numba's own fallback; NUMBA_CACHE_DIR overrides both), so a process pays a load, not a
-compile of seconds. Where neither is writable, numba refuses cache=True outright: the kernels then go
-uncached and compile once per process.
-All the maths' constants come in as arguments: numba bakes globals into the cached code, and the cache
-would not notice a change of a constant in another module.
+How it compiles and caches: colour/jit.py.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
-
-def _probe():
-    pass  # decorated only to ask numba where it would cache
-
-
-def _writable_cache():
-    """Whether numba has somewhere to cache this file's kernels: it looks for a place when decorating."""
-    try:
-        njit(cache=True)(_probe)
-    except RuntimeError:
-        return False
-    return True
-
-
-_JIT_OPTIONS = {"cache": _writable_cache(), "nogil": True}
-_compiled = njit(**_JIT_OPTIONS)
+from colorize_cli.colour.jit import JIT_OPTIONS as _JIT_OPTIONS
+from colorize_cli.colour.jit import compiled as _compiled
 
 
 @_compiled

@@ -33,7 +33,7 @@ import tifffile
 from PIL import ExifTags, Image, TiffTags, UnidentifiedImageError
 
 from colorize_cli import __version__
-from colorize_cli.photos import png16, profiles
+from colorize_cli.photos import lightness, png16, profiles
 from colorize_cli.photos.fsutil import atomic_write
 
 MAX_PIXELS = 300_000_000
@@ -213,14 +213,23 @@ def _lightness_of_y(y: np.ndarray) -> np.ndarray:
 def _lightness_of_codes(samples: np.ndarray) -> np.ndarray:
     """luminance() of integer samples (H, W, 1 or 3) through per-code tables: no float copy of the image."""
     linear_of_code, lightness_of_code = _code_tables(samples.dtype.str)
-    if samples.shape[2] == 1:
-        return np.take(lightness_of_code, samples[..., 0])
-    y_weights = _SRGB_TO_Y.astype(np.float32)
-    lightness = np.empty(samples.shape[:2], np.float32)
-    rows = max(1, _STRIP_PIXELS // samples.shape[1])
-    for top in range(0, len(lightness), rows):
-        lightness[top : top + rows] = _lightness_of_y(linear_of_code[samples[top : top + rows]] @ y_weights)
-    return lightness
+    return lightness.lightness_of_codes(samples, linear_of_code, lightness_of_code, _SRGB_TO_Y, _lightness_table())
+
+
+@functools.cache
+def _lightness_table() -> np.ndarray:
+    """L* at lightness.LIGHTNESS_NODES evenly spaced values of Y from 0 to 1 (float32)."""
+    return _lightness_of_y(np.linspace(0, 1, lightness.LIGHTNESS_NODES)).astype(np.float32)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the L-from-codes kernels for 8 and 16 bits, gray and colour,
+    stored in order and turned by EXIF (a strided view: numba compiles another variant for it)."""
+    for dtype in (np.uint8, np.uint16):
+        for channels in (1, 3):
+            samples = np.zeros((2, 2, channels), dtype)
+            _lightness_of_codes(samples)
+            _lightness_of_codes(_ORIENTATIONS[6](samples))
 
 
 @functools.cache

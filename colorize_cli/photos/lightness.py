@@ -1,0 +1,63 @@
+"""CIE L* of integer samples through per-code tables, compiled: one pass, no temporaries of image size.
+
+Gray samples need one look-up per pixel. numpy's take first widens a uint8 index to 64 bits (eight
+bytes written and read per pixel before the look-up): 41 ms for 12 MP here, against about 6 for this loop.
+Colour samples take three look-ups of linear light, the luminance weights, and L* of Y interpolated in
+a table (a cube root per pixel costs more than everything else together).
+The loops go over tiles, so that a photo turned by EXIF (a transposed view of the stored samples) is
+read a cache line at a time rather than one pixel per line.
+"""
+
+import numpy as np
+
+from colorize_cli.colour.jit import compiled
+
+TILE = 64
+# Nodes of the L*(Y) table: linear interpolation between them errs by under 1e-5 L* (worst just above
+# CIE's epsilon, where the curve bends most).
+LIGHTNESS_NODES = 1 << 16
+
+
+@compiled
+def _gray(codes, lightness_of_code, out):
+    height, width = out.shape
+    for top in range(0, height, TILE):
+        for left in range(0, width, TILE):
+            for y in range(top, min(top + TILE, height)):
+                for x in range(left, min(left + TILE, width)):
+                    out[y, x] = lightness_of_code[codes[y, x, 0]]
+
+
+@compiled
+def _colour(codes, linear_of_code, weights, lightness_of_y, out):
+    height, width = out.shape
+    r, g, b = weights[0], weights[1], weights[2]
+    last = lightness_of_y.size - 1
+    for top in range(0, height, TILE):
+        for left in range(0, width, TILE):
+            for y in range(top, min(top + TILE, height)):
+                for x in range(left, min(left + TILE, width)):
+                    luminance = (r * linear_of_code[codes[y, x, 0]] + g * linear_of_code[codes[y, x, 1]]
+                                 + b * linear_of_code[codes[y, x, 2]])
+                    position = min(max(luminance, np.float32(0)), np.float32(1)) * np.float32(last)
+                    node = min(np.int64(position), last - 1)
+                    lower = lightness_of_y[node]
+                    out[y, x] = lower + (position - np.float32(node)) * (lightness_of_y[node + 1] - lower)
+
+
+def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, lightness_of_y):
+    """L* (float32, H x W) of integer samples (H, W, 1 or 3) whose codes index the given tables.
+
+    Colour: Y = weights . linear light, clipped to [0, 1], then L* from `lightness_of_y`, the curve at
+    evenly spaced nodes of Y from 0 to 1. The code tables must cover every code of the samples' type
+    (the loops do not check their indices).
+    """
+    top = np.iinfo(samples.dtype).max
+    if len(linear_of_code) <= top or len(lightness_of_code) <= top:
+        raise ValueError(f"tables of {len(lightness_of_code)} codes cannot cover {samples.dtype} samples")
+    out = np.empty(samples.shape[:2], np.float32)
+    if samples.shape[2] == 1:
+        _gray(samples, lightness_of_code, out)
+    else:
+        _colour(samples, linear_of_code, np.asarray(weights, np.float32), lightness_of_y, out)
+    return out
