@@ -5,7 +5,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colorize_cli.colour.upsample import guided_upsample
+from colorize_cli.colour.upsample import (
+    guided_coefficients,
+    guided_coefficients_with_torch,
+    guided_upsample,
+)
 
 
 def _edge_scene(size=256, factor=8):
@@ -98,3 +102,16 @@ def test_box_sum_by_running_sums_matches_pooling(height, width, radius):
     size = 2 * radius + 1
     total = F.avg_pool2d(F.pad(x, [radius] * 4), size, stride=1, divisor_override=1)
     assert (_box_sum(x, radius) - total).abs().max() < 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 40), st.integers(1, 40), st.integers(0, 4), st.integers(0, 2**31 - 1))
+def test_the_compiled_fit_is_the_torch_fit(batch, height, width, radius, seed):
+    generator = torch.Generator().manual_seed(seed)
+    guide = torch.rand(batch, 1, height, width, generator=generator)
+    ab = torch.randn(batch, 2, height, width, generator=generator) * 40
+    compiled = guided_coefficients(guide, ab, radius=radius)
+    reference = guided_coefficients_with_torch(guide, ab, radius=radius)
+    for got, expected in zip(compiled, reference):
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from colorize_cli.colour.lab import normalize_l, unit_to_ab
 from colorize_cli.colour.render import fold_coefficients, render, warm_up
+from colorize_cli.colour import upsample
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from colorize_cli.photos.io import warm_up as read_warm_up
@@ -94,6 +95,8 @@ class Colorizer:
         model, header = load_checkpoint(path, device)
         colorizer = cls(tune_for_inference(model), device, render_size, saturation, header, precision)
         warm_up(colorizer.device)
+        if colorizer.device.type == "cpu":
+            upsample.warm_up()
         read_warm_up()  # the batch reads photos on this machine's CPU whatever the device
         colorizer.checkpoint_path = path
         colorizer.checkpoint_sha256 = file_sha256(path)

@@ -5,8 +5,11 @@ here `ab` is modelled locally as a linear function of L, fitted at the working s
 function is applied to the full-resolution L, so colour edges snap to the luminance edges.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from colorize_cli.colour import guided_kernel
 
 
 def _box_sum(x, radius):
@@ -23,8 +26,23 @@ def guided_coefficients(guide_low, ab_low, radius=2, eps=1e-3):
     """Fit ab ~ A*guide + b in every window at the working size; returns smoothed (A, b), each [B,2,h,w].
 
     `guide_low` is L scaled to [0, 1] at the working size ([B,1,h,w]); eps sets how strongly flat
-    regions are smoothed rather than following the guide.
+    regions are smoothed rather than following the guide. On the CPU a compiled pass does it
+    (guided_kernel); elsewhere, and as its reference, torch (guided_coefficients_with_torch).
     """
+    if guide_low.device.type != "cpu" or guide_low.requires_grad or ab_low.requires_grad:
+        return guided_coefficients_with_torch(guide_low, ab_low, radius, eps)
+    guides = guide_low.detach().float().numpy()
+    abs_ = ab_low.detach().float().numpy()
+    slope = np.empty(abs_.shape, np.float32)
+    offset = np.empty(abs_.shape, np.float32)
+    for index in range(len(guides)):
+        guided_kernel.fit(guides[index, 0], abs_[index], radius, eps, slope[index], offset[index])
+    dtype = guide_low.dtype
+    return torch.from_numpy(slope).to(dtype), torch.from_numpy(offset).to(dtype)
+
+
+def guided_coefficients_with_torch(guide_low, ab_low, radius=2, eps=1e-3):
+    """guided_coefficients by torch calls: the path for CUDA (and autograd), the compiled kernel's reference."""
     dtype = guide_low.dtype
     # float64: the running sums and the variance E[g^2] - E[g]^2 cancel; the working size keeps this cheap
     guide, ab = guide_low.double(), ab_low.double()
@@ -47,3 +65,8 @@ def guided_upsample(ab_low, guide_low, guide_full, radius=2, eps=1e-3):
     size = guide_full.shape[-2:]
     slope, offset = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (slope, offset))
     return slope * guide_full + offset
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the CPU fit now, not inside the first photo."""
+    guided_coefficients(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2))
