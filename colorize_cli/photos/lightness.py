@@ -55,6 +55,9 @@ def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, ligh
     top = np.iinfo(samples.dtype).max
     if len(linear_of_code) <= top or len(lightness_of_code) <= top:
         raise ValueError(f"tables of {len(lightness_of_code)} codes cannot cover {samples.dtype} samples")
+    # Read-only or not, decoders hand over either; numba compiles a variant per kind, so one kind it is.
+    samples = samples.view()
+    samples.flags.writeable = False
     out = np.empty(samples.shape[:2], np.float32)
     if samples.shape[2] == 1:
         _gray(samples, lightness_of_code, out)
