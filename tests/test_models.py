@@ -140,7 +140,7 @@ def test_gan_depth_reaches_a_2x2_bottleneck(train_size, depth):
 
 
 def test_gan_render_size_is_a_multiple_of_its_depth():
-    assert GanGenerator(GanConfig(train_size=128)).default_render_size == 256
+    assert GanGenerator(GanConfig(train_size=128)).default_render_size == 224  # the encoder's ImageNet size
     assert GanGenerator(GanConfig(train_size=512)).default_render_size == 512
     assert GanGenerator(GanConfig(encoder="scratch", train_size=96, base_channels=4, max_channels=8)).default_render_size == 256
     # The pretrained encoder needs multiples of 32 whatever the training size.

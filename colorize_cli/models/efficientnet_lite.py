@@ -16,6 +16,7 @@ STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 STEM_CHANNELS, HEAD_CHANNELS, NUM_CLASSES = 32, 1280, 1000
 BN_EPS = 1e-3  # TensorFlow's default, which the weights were trained with
+IMAGENET_SIZE = 224  # the side of the crops the weights learned ImageNet from
 # Index of the last block at each output stride 2, 4, 8, 16, 32: where a U-Net takes its skips.
 FEATURE_BLOCKS = (0, 2, 4, 10, 15)
 FEATURE_CHANNELS = (16, 24, 40, 112, 320)

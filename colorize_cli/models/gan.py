@@ -224,8 +224,11 @@ class GanGenerator(ColorizationModel):
 
     @property
     def default_render_size(self) -> int:
-        """At least 256 px (the seeds' size), a multiple of `size_multiple`."""
-        size = max(self.config.train_size, 256)
+        """At least the training crop, a multiple of `size_multiple`: 224 px for the pretrained encoder (the
+        size it learned ImageNet at; 450 held-out photos scored AuC 90.76 there against 90.75 at 256, for
+        0.77x the network's time), 256 px (the seeds' size) for the scratch one."""
+        base = efficientnet_lite.IMAGENET_SIZE if isinstance(self.unet, PretrainedUNet) else 256
+        size = max(self.config.train_size, base)
         return -(-size // self.size_multiple) * self.size_multiple
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
