@@ -364,6 +364,29 @@ def test_gan_warmup_loss_is_a_config_value(loss, train_only, tmp_path):
         build_model("gan", {"warmup_loss": "huber"})
 
 
+def test_learning_rates_decay_linearly_from_decay_from_also_when_a_resume_adds_it(train_only, tmp_path):
+    run = tmp_path / "gan"
+    train(tiny_config("gan", train_only, steps=4, warmup_steps=2, lr=1e-3, save_every=4), run, session=quiet(),
+          log=lambda line: None)
+    # The resumed run goes on to step 12, its rates falling from step 4 to a tenth at step 12.
+    resumed = tiny_config("gan", train_only, steps=12, warmup_steps=2, lr=1e-3, save_every=4, decay_from=4)
+    train(resumed, run, session=quiet(), resume=True, log=lambda line: None)
+    logged = {r["step"]: r["lr"] for r in records(run, "train")}
+    # lr logged after step s was scheduled at step s - 1
+    assert logged[4] == pytest.approx(1e-3) and logged[5] == pytest.approx(1e-3)
+    assert logged[9] == pytest.approx(1e-3 * (1 - 0.9 * 4 / 8))
+    assert logged[12] == pytest.approx(1e-3 * (1 - 0.9 * 7 / 8))
+    state = torch.load(run / "last.pt", weights_only=True)
+    critic = state["recipe"]["critic_optimizer"]["param_groups"][0]["lr"]
+    encoder = state["recipe"]["optimizer"]["param_groups"][1]["lr"]
+    assert critic == pytest.approx(logged[12]) and encoder == pytest.approx(0.1 * logged[12])  # encoder_lr_scale
+    weights = tmp_path / "w" / "gan.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--checkpoint", "last"])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "gan.md").read_text()
+    assert "falling linearly from step 4 to 0.1x at step 12" in card and "--decay-from 4 --decay-to 0.1" in card
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 
@@ -421,6 +444,7 @@ def test_an_existing_run_is_not_overwritten_without_resume(validated_run, photos
         (["--crop-size", "36"], "multiple of 8"),
         (["--config", "depth=3"], "Unknown config key"),
         (["--model", "regression", "--config", "loss=l3"], "loss must be one of"),
+        (["--decay-from", "2"], "decay_from must be a step from 0 to steps - 1"),
     ],
 )
 def test_settings_that_cannot_train_are_one_line(args, message, photos, tmp_path):

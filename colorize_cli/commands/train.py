@@ -72,6 +72,7 @@ _EPILOG = f"""\b
 Examples:
   colorize train --model gan --data photos/ --out runs/gan-1 --time-limit 2h
   colorize train --resume runs/gan-1 --time-limit 2h       # continue exactly where it stopped
+  colorize train --resume runs/gan-1 --steps 14000 --decay-from 11000   # end with a lower learning rate
   colorize train --model cnn --data data/places --out runs/cnn-1 --steps 20000 --device cuda
   colorize train --model regression --data photos/ --out runs/reg-1 --config loss=l1 --config width=48
   torchrun --nproc_per_node 8 -m colorize_cli train --model gan --data data/ --out runs/gan-8gpu
@@ -110,6 +111,8 @@ and autoencoder's num_scenes the number of labels in the data):
 @click.option("--seed", type=int, help=f"Seed of the initial weights, data order and augmentation [default: {_DEFAULTS.seed}].")
 @click.option("--val-every", type=click.IntRange(min=1), help=f"Validate every N steps [default: {_DEFAULTS.val_every}].")
 @click.option("--save-every", type=click.IntRange(min=1), help=f"Checkpoint every N steps (and always at exit) [default: {_DEFAULTS.save_every}].")
+@click.option("--decay-from", type=click.IntRange(min=0), help="From this step every learning rate falls linearly, to --decay-to times it at the last step (e.g. after a resume with more --steps) [default: no decay].")
+@click.option("--decay-to", type=click.FloatRange(0, 1), help=f"The learning rates' factor at the last step when decaying [default: {_DEFAULTS.decay_to:g}].")
 @click.option("--keep-every", type=click.IntRange(min=0), help="Also keep the weights of every N-th step in the run's history/ folder, to choose a step later (0: keep none) [default: 0].")
 @click.option("--best-metric", type=click.Choice(BEST_METRICS), help=f"Validation metric that picks best.safetensors [default: {_DEFAULTS.best_metric}].")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers(), show_default=True, help="Data-loading processes (0: load in the training process).")

@@ -115,7 +115,9 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         f"- model config: `{json.dumps(asdict(model.config), sort_keys=True)}`",
         f"- {training['steps']} steps (of {config.steps} planned), batch {config.batch_size} per process, "
         f"random {config.crop_size} px crops with flips, Adam lr {config.lr:g}, seed {config.seed}"
-        + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else ""),
+        + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else "")
+        + (f", every learning rate falling linearly from step {config.decay_from} to {config.decay_to:g}x at step "
+           f"{config.steps}" if config.decay_from is not None else ""),
         "",
         "## Training",
         "",
@@ -149,6 +151,7 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
+        + (f" --decay-from {config.decay_from} --decay-to {config.decay_to:g}" if config.decay_from is not None else "")
         + "".join(f" --config {key}={_shell_value(value)}" for key, value in sorted(config.model_config.items()))
         + ("" if config.amp else " --no-amp"),
         "```",

@@ -58,6 +58,8 @@ class RunConfig:
     val_every: int = 500
     save_every: int = 500
     keep_every: int = 0  # 0: no history; else the weights of every multiple of it stay in history/
+    decay_from: int | None = None  # from this step every learning rate falls linearly, to decay_to x at `steps`
+    decay_to: float = 0.1
     best_metric: str = "auc"
 
     def __post_init__(self):
@@ -68,6 +70,10 @@ class RunConfig:
                 raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise TrainingError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.decay_from is not None and not 0 <= self.decay_from < self.steps:
+            raise TrainingError(f"decay_from must be a step from 0 to steps - 1 ({self.steps - 1}), got {self.decay_from}")
+        if not 0 <= self.decay_to <= 1:
+            raise TrainingError(f"decay_to must be in [0, 1], got {self.decay_to}")
         if self.keep_every < 0:
             raise TrainingError(f"keep_every must be 0 (no history) or more, got {self.keep_every}")
         if self.lr is not None and not self.lr > 0:
@@ -151,7 +157,7 @@ def _train(config, folder, session, resume, processes, log):
     needs_prior = recipe_type.uses_ab_prior and state is None
     options = RecipeOptions(
         lr=config.lr, autocast=autocast, warmup_steps=config.warmup_steps, memory_format=memory_format,
-        ab_prior=_ab_prior(config, session) if needs_prior else None,
+        ab_prior=_ab_prior(config, session) if needs_prior else None, lr_scale=_lr_scale(config),
     )
     recipe = recipe_type(model, options)
     step, elapsed, best, sessions = 0, 0.0, None, []
@@ -243,7 +249,7 @@ def _train(config, folder, session, resume, processes, log):
                 rate = window_steps / (time.monotonic() - window_start)
                 if processes.is_main:
                     folder.append_metrics({"step": step, "split": "train", **_rounded(means),
-                                           "steps_per_s": round(rate, 3)})
+                                           "steps_per_s": round(rate, 3), "lr": recipe.current_lr()})
                     log(f"step {step}/{config.steps}  {_format(means)}  {rate:.2f} steps/s")
                 sums, window_steps, window_start = {}, 0, time.monotonic()
             if validator is not None and step % config.val_every == 0:
@@ -338,6 +344,23 @@ def _ab_prior(config, session):
 def _validator(config):
     validation_set = _open_split(config, "val")
     return Validator(validation_set) if len(validation_set) else None
+
+
+def _lr_scale(config):
+    """Step -> factor on every learning rate: 1, then from decay_from a straight line to decay_to at `steps`.
+
+    A constant rate leaves the weights moving around a minimum; ending lower settles them (the usual last
+    stage of a schedule), and a resumed run can add it with --steps and --decay-from.
+    """
+    if config.decay_from is None:
+        return lambda step: 1.0
+    span = config.steps - config.decay_from
+
+    def scale(step):
+        done = min(max(step - config.decay_from, 0) / span, 1.0)
+        return 1.0 - done * (1.0 - config.decay_to)
+
+    return scale
 
 
 def _to_device(batch, device, memory_format):

@@ -36,6 +36,7 @@ class RecipeOptions:
     warmup_steps: int = 0
     ab_prior: torch.Tensor | None = None
     memory_format: torch.memory_format = torch.contiguous_format
+    lr_scale: Callable[[int], float] = lambda step: 1.0  # noqa: E731 (step -> factor on every learning rate)
 
 
 class Recipe:
@@ -51,7 +52,7 @@ class Recipe:
         self.model = model
         self.network = self.trained_network(model)
         self.autocast = options.autocast
-        self.lr, self.warmup_steps = options.lr, options.warmup_steps
+        self.lr, self.warmup_steps, self.lr_scale = options.lr, options.warmup_steps, options.lr_scale
         self.optimizer = torch.optim.Adam(_param_groups(model, options.lr), lr=options.lr, betas=self.betas)
         self._wrap = None
 
@@ -69,22 +70,30 @@ class Recipe:
         return self.pixel_loss(output.float(), batch["ab"]), {}
 
     def schedule(self, step: int) -> None:
-        """A pretrained encoder learns only after the warm-up, at its scaled rate: the decoder first
-        learns to read its features, so that early large gradients do not wreck them.
+        """Every learning rate at `step`: the run's decay (lr_scale) on each optimizer's own rate.
 
-        Until then its parameters need no gradients at all, which halves the warm-up's step time. DDP
-        reduces only the parameters that wanted gradients when it wrapped the network, so the network
-        is wrapped again when that changes.
+        A pretrained encoder learns only after the warm-up, at its scaled rate: the decoder first
+        learns to read its features, so that early large gradients do not wreck them. Until then its
+        parameters need no gradients at all, which halves the warm-up's step time. DDP reduces only the
+        parameters that wanted gradients when it wrapped the network, so the network is wrapped again
+        when that changes.
         """
+        lr = self.lr * self.lr_scale(step)
         for group in self.optimizer.param_groups:
-            if group.get("encoder"):
-                learning = step >= self.warmup_steps
-                group["lr"] = self.lr * self.model.config.encoder_lr_scale if learning else 0.0
-                if group["params"][0].requires_grad != learning:
-                    for parameter in group["params"]:
-                        parameter.requires_grad_(learning)
-                    if self._wrap is not None:
-                        self.network = self._wrap(self.trained_network(self.model))
+            if not group.get("encoder"):
+                group["lr"] = lr
+                continue
+            learning = step >= self.warmup_steps
+            group["lr"] = lr * self.model.config.encoder_lr_scale if learning else 0.0
+            if group["params"][0].requires_grad != learning:
+                for parameter in group["params"]:
+                    parameter.requires_grad_(learning)
+                if self._wrap is not None:
+                    self.network = self._wrap(self.trained_network(self.model))
+
+    def current_lr(self) -> float:
+        """The model's own learning rate as last scheduled (what the metrics log)."""
+        return self.optimizer.param_groups[0]["lr"]
 
     def step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached losses ("loss" is the total)."""
@@ -216,6 +225,8 @@ class GanRecipe(Recipe):
         if step < self.warmup_steps:
             return super().step(batch, step)
         self.schedule(step)
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = self.lr * self.lr_scale(step)
         l_norm, ab = batch["l"], batch["ab"]
         with self.autocast():
             fake = self.network(l_norm)
