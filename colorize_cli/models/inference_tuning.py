@@ -42,16 +42,23 @@ def fold_batchnorm(model: nn.Module) -> int:
     Returns how many were folded. The model must not be trained afterwards.
     """
     folded = 0
-    for block in model.modules():
-        if not isinstance(block, nn.Sequential):
-            continue
-        for index in range(len(block) - 1):
-            conv, norm = block[index], block[index + 1]
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d):
-                block[index] = fuse_conv_bn_eval(conv.eval(), norm.eval(), transpose=isinstance(conv, nn.ConvTranspose2d))
-                block[index + 1] = nn.Identity()
-                folded += 1
+    for block, index, conv, norm in _neighbours(model):
+        if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d):
+            block[index] = fuse_conv_bn_eval(conv.eval(), norm.eval(), transpose=isinstance(conv, nn.ConvTranspose2d))
+            block[index + 1] = nn.Identity()
+            folded += 1
     return folded
+
+
+def _neighbours(model: nn.Module):
+    """(Sequential, index, its module at index, the next one) for every neighbouring pair in every Sequential.
+
+    Read as the loop goes: a pair seen after its block changed shows the change.
+    """
+    for block in list(model.modules()):
+        if isinstance(block, nn.Sequential):
+            for index in range(len(block) - 1):
+                yield block, index, block[index], block[index + 1]
 
 
 def fold_padding(model: nn.Module) -> int:
@@ -63,23 +70,19 @@ def fold_padding(model: nn.Module) -> int:
     numbers are the same, without a padded copy of the input. Returns how many pads were folded.
     """
     folded = 0
-    for block in model.modules():
-        if not isinstance(block, nn.Sequential):
+    for block, index, pad, conv in _neighbours(model):
+        if not (isinstance(pad, nn.ZeroPad2d) and isinstance(conv, nn.Conv2d)) or conv.padding != (0, 0) \
+                or conv.padding_mode != "zeros" or conv.dilation != (1, 1):
             continue
-        for index in range(len(block) - 1):
-            pad, conv = block[index], block[index + 1]
-            if not (isinstance(pad, nn.ZeroPad2d) and isinstance(conv, nn.Conv2d)) or conv.padding != (0, 0) \
-                    or conv.padding_mode != "zeros" or conv.dilation != (1, 1):
-                continue
-            left, right, top, bottom = pad.padding
-            if left == right and top == bottom:
-                conv.padding = (top, left)
-            elif right == left + 1 and bottom == top + 1:
-                block[index + 1] = _shifted_kernel(conv, top + 1, left + 1)
-            else:
-                continue
-            block[index] = nn.Identity()
-            folded += 1
+        left, right, top, bottom = pad.padding
+        if left == right and top == bottom:
+            conv.padding = (top, left)
+        elif right == left + 1 and bottom == top + 1:
+            block[index + 1] = _shifted_kernel(conv, top + 1, left + 1)
+        else:
+            continue
+        block[index] = nn.Identity()
+        folded += 1
     return folded
 
 
