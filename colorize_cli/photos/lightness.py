@@ -4,39 +4,42 @@ Gray samples need one look-up per pixel. numpy's take first widens a uint8 index
 bytes written and read per pixel before the look-up): 41 ms for 12 MP here, against about 6 for this loop.
 Colour samples take three look-ups of linear light, the luminance weights, and L* of Y interpolated in
 a table (a cube root per pixel costs more than everything else together).
-The loops go over tiles, so that a photo turned by EXIF (a transposed view of the stored samples) is
-read a cache line at a time rather than one pixel per line.
+A photo turned by EXIF comes as a transposed view of the stored samples, whose rows are the stored
+columns: it goes in tiles of 64 x 1024 pixels, so that each cache line read serves 64 rows (12 MP here:
+13 ms against 51 in plain row loops, which stored samples keep: 8 ms against 10 in tiles).
 """
 
 import numpy as np
 
 from colorize_cli.colour.jit import compiled
 
-TILE = 64
 # Nodes of the L*(Y) table: linear interpolation between them errs by under 1e-5 L* (worst just above
 # CIE's epsilon, where the curve bends most).
 LIGHTNESS_NODES = 1 << 16
 
 
+TILE_ROWS, TILE_COLUMNS = 64, 1024
+
+
 @compiled
-def _gray(codes, lightness_of_code, out):
+def _gray(codes, lightness_of_code, tile_rows, tile_columns, out):
     height, width = out.shape
-    for top in range(0, height, TILE):
-        for left in range(0, width, TILE):
-            for y in range(top, min(top + TILE, height)):
-                for x in range(left, min(left + TILE, width)):
+    for top in range(0, height, tile_rows):
+        for left in range(0, width, tile_columns):
+            for y in range(top, min(top + tile_rows, height)):
+                for x in range(left, min(left + tile_columns, width)):
                     out[y, x] = lightness_of_code[codes[y, x, 0]]
 
 
 @compiled
-def _colour(codes, linear_of_code, weights, lightness_of_y, out):
+def _colour(codes, linear_of_code, weights, lightness_of_y, tile_rows, tile_columns, out):
     height, width = out.shape
     r, g, b = weights[0], weights[1], weights[2]
     last = lightness_of_y.size - 1
-    for top in range(0, height, TILE):
-        for left in range(0, width, TILE):
-            for y in range(top, min(top + TILE, height)):
-                for x in range(left, min(left + TILE, width)):
+    for top in range(0, height, tile_rows):
+        for left in range(0, width, tile_columns):
+            for y in range(top, min(top + tile_rows, height)):
+                for x in range(left, min(left + tile_columns, width)):
                     luminance = (r * linear_of_code[codes[y, x, 0]] + g * linear_of_code[codes[y, x, 1]]
                                  + b * linear_of_code[codes[y, x, 2]])
                     position = min(max(luminance, np.float32(0)), np.float32(1)) * np.float32(last)
@@ -59,8 +62,10 @@ def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, ligh
     samples = samples.view()
     samples.flags.writeable = False
     out = np.empty(samples.shape[:2], np.float32)
+    turned = abs(samples.strides[0]) < abs(samples.strides[1])  # a row steps less than a column
+    tiles = (TILE_ROWS, TILE_COLUMNS) if turned else (1, max(1, out.shape[1]))
     if samples.shape[2] == 1:
-        _gray(samples, lightness_of_code, out)
+        _gray(samples, lightness_of_code, *tiles, out)
     else:
-        _colour(samples, linear_of_code, np.asarray(weights, np.float32), lightness_of_y, out)
+        _colour(samples, linear_of_code, np.asarray(weights, np.float32), lightness_of_y, *tiles, out)
     return out
