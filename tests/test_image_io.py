@@ -562,3 +562,42 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
         tmp.write_text("partial")
         raise KeyboardInterrupt
     assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def _gray_photo(height=96, width=128):
+    yy, xx = np.mgrid[0:height, 0:width]
+    return (127 + 100 * np.sin(xx / 7.0) * np.cos(yy / 5.0)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("kind", "icc"),
+    [("gray in RGB", None), ("gray in RGB", "srgb"), ("gray in RGB", "adobe"), ("tinted", None)],
+)
+def test_lightness_of_colour_jpegs_is_the_same_by_the_gray_shortcut_or_not(kind, icc, tmp_path):
+    # A gray photo stored as a colour JPEG is decoded from its luma alone (read_luminance's shortcut);
+    # a tinted one, or one under another profile than sRGB, goes the whole way. L is the same as from
+    # the RGB pixels either way, and the photo still counts as stored in colour, its profile kept.
+    gray = _gray_photo()
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    if kind == "tinted":
+        rgb = np.clip(rgb.astype(int) + np.array([12, 0, -12]), 0, 255).astype(np.uint8)
+    profile = {None: None, "srgb": SRGB_ICC, "adobe": ADOBE_RGB_ICC}[icc]
+    path = tmp_path / "scan.jpg"
+    Image.fromarray(rgb).save(path, quality=92, **({"icc_profile": profile} if profile else {}))
+
+    with Image.open(path) as im:
+        assert image_io._gray_jpeg(path, im) == (kind == "gray in RGB" and icc != "adobe")
+    lightness, photo = read_luminance(path)
+    full = read_image(path)
+    assert photo.colour and full.colour
+    assert photo.icc_profile == full.icc_profile
+    assert np.abs(lightness - image_io.luminance(full.pixels)).max() < 1e-3
+
+
+def test_the_gray_shortcut_leaves_damaged_jpegs_to_the_full_decode(tmp_path):
+    path = tmp_path / "cut.jpg"
+    encoded = BytesIO()
+    Image.fromarray(np.repeat(_gray_photo()[..., None], 3, axis=2)).save(encoded, format="JPEG")
+    path.write_bytes(encoded.getvalue()[:400])
+    with pytest.raises(ImageReadError, match="cut.jpg"):
+        read_luminance(path)

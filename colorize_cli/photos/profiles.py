@@ -36,7 +36,7 @@ def to_srgb(samples: np.ndarray, icc: bytes) -> tuple[np.ndarray, bytes]:
     A profile within one 8-bit code of sRGB leaves the samples and itself as they are; any other gives converted
     samples and SRGB_PROFILE. Raises ProfileError for a profile LittleCMS cannot read.
     """
-    if _describes_srgb(icc):
+    if describes_srgb(icc):
         return samples, icc
     converted = _convert(np.ascontiguousarray(samples[..., :3]), icc)
     if samples.shape[2] == 4:
@@ -45,7 +45,9 @@ def to_srgb(samples: np.ndarray, icc: bytes) -> tuple[np.ndarray, bytes]:
 
 
 @functools.lru_cache(maxsize=16)  # a batch of scans from one scanner shares one profile
-def _describes_srgb(icc: bytes) -> bool:
+def describes_srgb(icc: bytes) -> bool:
+    """Whether the RGB profile `icc` maps every level of the primaries, their pairs and gray to within one
+    8-bit code of sRGB; raises ProfileError for a profile LittleCMS cannot read."""
     return int(np.abs(_convert(_PROBE, icc).astype(np.int16) - _PROBE).max()) <= 1
 
 
