@@ -601,3 +601,14 @@ def test_the_gray_shortcut_leaves_damaged_jpegs_to_the_full_decode(tmp_path):
     path.write_bytes(encoded.getvalue()[:400])
     with pytest.raises(ImageReadError, match="cut.jpg"):
         read_luminance(path)
+
+
+def test_the_gray_shortcut_turns_an_exif_rotated_jpeg_upright(tmp_path):
+    rgb = np.repeat(_gray_photo(48, 80)[..., None], 3, axis=2)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(rgb).save(path, quality=92, exif=exif)
+    lightness, photo = read_luminance(path)
+    assert lightness.shape == (80, 48)
+    assert np.abs(lightness - image_io.luminance(read_image(path).pixels)).max() < 1e-3
