@@ -8,18 +8,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_cli.colour.lab import normalize_l, unit_to_ab
-from colorize_cli.colour.render import fold_coefficients, render, warm_up
+from colorize_cli.colour import render as render_module
 from colorize_cli.colour import upsample
+from colorize_cli.colour.lab import normalize_l, unit_to_ab
+from colorize_cli.colour.render import fold_coefficients, render
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from colorize_cli.photos.io import warm_up as read_warm_up
 from colorize_cli.models.inference_tuning import (
     autocast,
     autocast_dtype,
     cast_weights,
     tune_for_inference,
 )
+from colorize_cli.photos import io as photo_io
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
@@ -94,10 +95,10 @@ class Colorizer:
         path = resolve_weights(name_or_path)
         model, header = load_checkpoint(path, device)
         colorizer = cls(tune_for_inference(model), device, render_size, saturation, header, precision)
-        warm_up(colorizer.device)
-        if colorizer.device.type == "cpu":
-            upsample.warm_up()
-        read_warm_up()  # the batch reads photos on this machine's CPU whatever the device
+        # The compiled kernels now, not inside the first photo; photos are read on the CPU whatever the device.
+        render_module.warm_up(colorizer.device)
+        upsample.warm_up(colorizer.device)
+        photo_io.warm_up()
         colorizer.checkpoint_path = path
         colorizer.checkpoint_sha256 = file_sha256(path)
         return colorizer

@@ -15,7 +15,6 @@ from colorize_cli.colour.jit import compiled
 def _box_mean(planes, radius, out):
     """Mean of each plane (C, h, w) over the (2r+1)^2 window clipped to the plane, into out (C, h, w)."""
     channels, height, width = planes.shape
-    rows = np.empty(width, np.float64)
     across = np.empty((height, width), np.float64)
     for channel in range(channels):
         for y in range(height):  # sums along each row
@@ -27,8 +26,7 @@ def _box_mean(planes, radius, out):
                     total += planes[channel, y, x + radius]
                 if x - radius - 1 >= 0:
                     total -= planes[channel, y, x - radius - 1]
-                rows[x] = total
-            across[y] = rows
+                across[y, x] = total
         # then along each column, a row at a time (in memory order), divided by the window's pixels inside
         columns = np.zeros(width, np.float64)
         for y in range(min(radius, height)):

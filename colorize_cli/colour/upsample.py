@@ -67,6 +67,8 @@ def guided_upsample(ab_low, guide_low, guide_full, radius=2, eps=1e-3):
     return slope * guide_full + offset
 
 
-def warm_up() -> None:
-    """Compile (or load from numba's cache) the CPU fit now, not inside the first photo."""
-    guided_coefficients(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2))
+def warm_up(device="cpu") -> None:
+    """Compile (or load from numba's cache) the CPU fit now, not inside the first photo (other devices
+    fit with torch and need none)."""
+    if torch.device(device).type == "cpu":
+        guided_coefficients(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2))

@@ -126,7 +126,7 @@ def fuse_activations(model: nn.Module) -> int:
     """Replace each Conv2d followed (past Identities, such as folded BatchNorms) by a ReLU or ReLU6 in a
     Sequential with a ConvActivation; in place. Returns how many."""
     fused = 0
-    for block in model.modules():
+    for block in list(model.modules()):  # the tree as it was: the fused modules need no visit
         if not isinstance(block, nn.Sequential):
             continue
         for index, conv in enumerate(block):

@@ -217,6 +217,12 @@ class GanRecipe(Recipe):
         super().distribute(wrap)
         self.critic = wrap(self.discriminator)
 
+    def schedule(self, step):
+        """The generator's rates as every recipe's, and the critic's under the same decay."""
+        super().schedule(step)
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = self.lr * self.lr_scale(step)
+
     def loss(self, output, batch):
         warmup = self.warmup_loss(output.float(), batch["ab"])
         return warmup, {self.warmup_loss_name: warmup}
@@ -225,8 +231,6 @@ class GanRecipe(Recipe):
         if step < self.warmup_steps:
             return super().step(batch, step)
         self.schedule(step)
-        for group in self.critic_optimizer.param_groups:
-            group["lr"] = self.lr * self.lr_scale(step)
         l_norm, ab = batch["l"], batch["ab"]
         with self.autocast():
             fake = self.network(l_norm)
