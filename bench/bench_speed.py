@@ -183,8 +183,8 @@ def network_speed(module, batch, device, precision="auto", min_seconds=1.0):
     """Images per second of the module's inference call at WORKING_SIZE and `batch`.
 
     Every network, ours and the peers', gets what colorize gives its own: BatchNorm and padding folded,
-    activations fused, channels-last, and `precision` as --precision takes it (weights cast once). Ours run `predict_ab` (for classification
-    that includes the annealed mean).
+    activations fused, channels-last, and `precision` as --precision takes it (weights cast once). Ours
+    run `predict_ab` (for classification that includes the annealed mean).
     """
     import torch
 
