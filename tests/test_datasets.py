@@ -15,6 +15,7 @@ from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
 from colorize_cli.prep.splits import split_for
 from colorize_cli.train.datasets import (
     DatasetError,
+    PhotoCrops,
     dataset_summary,
     load_ab_prior,
     num_labels,
@@ -88,6 +89,36 @@ def test_pickling_for_worker_processes_does_not_copy_the_pixels(photos):
 def test_photos_smaller_than_the_crop_are_enlarged(photos):
     item = open_dataset(photos / "prepared", crop_size=64, augment=True)[0]
     assert item["l"].shape == (1, 64, 64)
+
+
+class _RampStore:
+    """One 64x64 gray photo whose code rises by 4 per column, so a crop's lightness span tells its width."""
+
+    def __len__(self):
+        return 1
+
+    def pixels(self, i):
+        ramp = np.repeat((np.arange(64, dtype=np.uint8) * 4)[None, :, None], 64, axis=0)
+        return np.repeat(ramp, 3, axis=2)
+
+
+def _lightness_spans(zoom_out, draws=40, augment=True):
+    torch.manual_seed(3)
+    dataset = PhotoCrops(_RampStore(), np.array([-1]), crop_size=16, augment=augment, zoom_out=zoom_out)
+    items = [dataset[0]["l"] for _ in range(draws)]
+    assert all(item.shape == (1, 16, 16) for item in items)
+    return [float(item.max() - item.min()) for item in items]
+
+
+def test_zoom_out_crops_cover_wider_squares_shrunk_to_the_crop():
+    # 16 of the 64 columns span at most 60 codes: L 0 to 28 at the dark end (0.55 normalised); the row 0-99.
+    assert max(_lightness_spans(1.0)) < 0.6
+    zoomed = _lightness_spans(4.0)
+    assert max(zoomed) > 1.5 and min(zoomed) > 0.2  # some crops see (nearly) the whole photo
+    assert len(set(round(span, 3) for span in zoomed)) > 20  # a fresh zoom per draw
+    assert max(_lightness_spans(4.0, augment=False)) < 0.6  # validation's centre crops stay at scale
+    with pytest.raises(DatasetError, match="zoom_out must be at least 1"):
+        PhotoCrops(_RampStore(), np.array([-1]), crop_size=16, zoom_out=0.5)
 
 
 def test_plain_folder_uses_the_same_split_and_counts_corrupt_files(photos):

@@ -387,6 +387,57 @@ def test_learning_rates_decay_linearly_from_decay_from_also_when_a_resume_adds_i
     assert "falling linearly from step 4 to 0.1x at step 12" in card and "--decay-from 4 --decay-to 0.1" in card
 
 
+def _learnt(state_dict):
+    """The learnt tensors of a state dict (BatchNorm's running statistics move in any training step)."""
+    return {name: tensor for name, tensor in state_dict.items() if "running_" not in name and "num_batches" not in name}
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights_and_critic(train_only, photos, tmp_path):
+    source = tmp_path / "gan"
+    train(tiny_config("gan", train_only, steps=4, warmup_steps=2, lr=1e-3), source, session=quiet(),
+          log=lambda line: None)
+    # A rate of 1e-12 leaves every weight where it started: the new run's weights are the source's.
+    tuned = tmp_path / "gan-wide"
+    train(tiny_config("gan", photos, steps=1, warmup_steps=0, lr=1e-12, zoom_out=1.5,
+                      init_from=str(source), model_config={}), tuned, session=quiet(), log=lambda line: None)
+    before = torch.load(source / "last.pt", weights_only=True)
+    after = torch.load(tuned / "last.pt", weights_only=True)
+    assert after["step"] == 1  # a new run: its own steps and optimizer, not the source's
+    for name, tensor in _learnt(before["model"]).items():
+        assert torch.allclose(after["model"][name], tensor, atol=1e-6), name
+    for name, tensor in _learnt(before["recipe"]["discriminator"]).items():
+        assert torch.allclose(after["recipe"]["discriminator"][name], tensor, atol=1e-6), name
+    settings = json.loads((tuned / "run.json").read_text())
+    assert (settings["init_from"], settings["init_step"], settings["zoom_out"]) == (str(source), 4, 1.5)
+    assert settings["model_config"] == json.loads((source / "run.json").read_text())["model_config"]
+
+    weights = tmp_path / "w" / "gan.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(tuned), "--out", str(weights), "--checkpoint", "last"])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "gan.md").read_text()
+    assert f"started from the weights of `{source}` at step 4" in card
+    assert f"--zoom-out 1.5 --init-from {source}" in card and "squares up to 1.5x that side" in card
+
+    # A weights file works as well, and the model comes from it when --model is not given.
+    result = _cli_train("--init-from", str(weights), "--data", str(photos), "--out", str(tmp_path / "from-file"))
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "from-file" / "run.json").read_text())
+    assert (settings["model"], settings["init_step"]) == ("gan", 1)
+
+
+def test_init_from_another_model_or_an_unstarted_run_is_one_line(validated_run, photos, tmp_path):
+    line = _one_line_error(_cli_train("--model", "gan", "--init-from", str(validated_run), "--data", str(photos),
+                                      "--out", str(tmp_path / "r")))
+    assert "holds cnn weights; a gan run cannot start from them" in line
+    (tmp_path / "empty-run").mkdir()
+    shutil.copy(validated_run / "run.json", tmp_path / "empty-run" / "run.json")
+    line = _one_line_error(_cli_train("--init-from", str(tmp_path / "empty-run"), "--data", str(photos),
+                                      "--out", str(tmp_path / "r2")))
+    assert "has no checkpoint (last.pt) to start from yet" in line
+    line = _one_line_error(_cli_train("--resume", str(validated_run), "--init-from", str(validated_run)))
+    assert "a resumed run keeps it" in line
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 

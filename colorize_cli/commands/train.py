@@ -18,6 +18,7 @@ from colorize_cli.train.loop import (
     Session,
     TrainingError,
     default_workers,
+    initial_weights_source,
     load_settings,
     train,
 )
@@ -73,6 +74,8 @@ Examples:
   colorize train --model gan --data photos/ --out runs/gan-1 --time-limit 2h
   colorize train --resume runs/gan-1 --time-limit 2h       # continue exactly where it stopped
   colorize train --resume runs/gan-1 --steps 14000 --decay-from 11000   # end with a lower learning rate
+  colorize train --init-from runs/gan-1 --data photos/ --out runs/gan-1-192 --crop-size 192 --zoom-out 1.33 \\
+      --warmup-steps 0 --lr 2e-5 --steps 4000                # fine-tune on larger, wider crops
   colorize train --model cnn --data data/places --out runs/cnn-1 --steps 20000 --device cuda
   colorize train --model regression --data photos/ --out runs/reg-1 --config loss=l1 --config width=48
   torchrun --nproc_per_node 8 -m colorize_cli train --model gan --data data/ --out runs/gan-8gpu
@@ -105,6 +108,8 @@ and autoencoder's num_scenes the number of labels in the data):
 @click.option("--batch-size", type=click.IntRange(min=1), help=f"Images per step and process [default: {_DEFAULTS.batch_size}].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Adam learning rate [default: the recipe's: {_DEFAULT_LRS}].")
 @click.option("--crop-size", type=click.IntRange(min=8), help=f"Training crop side in px (a multiple of the model's size multiple) [default: {_DEFAULTS.crop_size}].")
+@click.option("--zoom-out", type=click.FloatRange(min=1), help=f"Each random crop covers up to this many times its side of the photo, shrunk to the crop, so that whole-photo context is learnt too [default: {_DEFAULTS.zoom_out:g}: the stored scale].")
+@click.option("--init-from", type=click.Path(exists=True), metavar="RUN|WEIGHTS", help="Start a new run from the weights of another run (its last checkpoint, gan's critic included) or of a weights file, e.g. to fine-tune at another crop size; not its optimizer state or step.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), help=f"gan: steps on the L1 loss alone before the adversarial phase [default: {_DEFAULTS.warmup_steps}].")
 @click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="A model hyper-parameter, e.g. width=16 or loss=l1. Repeatable.")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast on CPU and CUDA [default: on].")
@@ -141,6 +146,8 @@ def train_command(ctx, out, resume, time_limit, workers, log_every, device, **se
     else:
         if not settings["data"] or not out:
             raise FatalError("--data and --out are needed to start a run (or --resume RUN to continue one)")
+        if overrides.get("init_from") and "model" not in overrides:
+            overrides["model"] = initial_weights_source(overrides["init_from"])[0]
         config = RunConfig(**overrides)
     session = Session(device=device, workers=workers, time_limit=time_limit, log_every=log_every)
     result = train(config, out, session=session, resume=bool(resume), log=lambda line: click.echo(line, err=True))

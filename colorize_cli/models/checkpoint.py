@@ -65,6 +65,11 @@ def read_header(path):
 _BEFORE_PRETRAINED = {"gan": {"encoder": "scratch"}, "autoencoder": {"global_branch": "joint"}}
 
 
+def header_config(header):
+    """The model config a checkpoint header describes, completed for files older than the pretrained encoder."""
+    return {**_BEFORE_PRETRAINED.get(header["model"], {}), **header["config"]}
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model stored at `path` on `device` (eval mode) and return (model, header)."""
     path = Path(path)
@@ -73,7 +78,7 @@ def load_checkpoint(path, device="cpu"):
         header = _parse_header(path, handle.metadata())
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     try:
-        model = build_model(header["model"], {**_BEFORE_PRETRAINED.get(header["model"], {}), **header["config"]})
+        model = build_model(header["model"], header_config(header))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its header does not describe a valid model ({err})") from None
     if header["model"] == "gan" and not any(key.startswith("unet.") for key in tensors):

@@ -90,13 +90,18 @@ class _FolderStore:
 class PhotoCrops(Dataset):
     """Square crops of stored photos as model inputs; random crop and flip when `augment`, else centre crop.
 
+    With `zoom_out` > 1 a random crop covers a square of up to that many times the crop's side (as far as
+    the photo's short side allows), shrunk to the crop: the network then also learns from a whole photo's
+    context at its working scale, as it colours whole photos, not only from close-ups of their middles.
     Random draws come from a generator seeded by `seed` and the process's torch seed, so they are
     reproducible under torch.manual_seed and differ between DataLoader workers.
     """
 
-    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0):
+    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0):
+        if zoom_out < 1:
+            raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
         self.store, self.labels = store, labels
-        self.crop_size, self.augment, self.seed = crop_size, augment, seed
+        self.crop_size, self.augment, self.seed, self.zoom_out = crop_size, augment, seed, zoom_out
         self.skipped = skipped
         self._rng, self._rng_key = None, None
 
@@ -118,15 +123,20 @@ class PhotoCrops(Dataset):
             shape = (max(size, round(width * scale)), max(size, round(height * scale)))
             pixels = np.asarray(Image.fromarray(np.asarray(pixels)).resize(shape, Image.Resampling.BICUBIC))
             height, width = pixels.shape[:2]
-        flip = False
+        flip, side = False, size
         if self.augment:
             rng = self._generator()
-            top = int(torch.randint(height - size + 1, (), generator=rng))
-            left = int(torch.randint(width - size + 1, (), generator=rng))
+            if self.zoom_out > 1:
+                zoom = 1 + float(torch.rand((), generator=rng)) * (self.zoom_out - 1)
+                side = min(round(size * zoom), height, width)
+            top = int(torch.randint(height - side + 1, (), generator=rng))
+            left = int(torch.randint(width - side + 1, (), generator=rng))
             flip = bool(torch.rand((), generator=rng) < 0.5)
         else:
             top, left = (height - size) // 2, (width - size) // 2
-        crop = pixels[top : top + size, left : left + size]
+        crop = pixels[top : top + side, left : left + side]
+        if side != size:
+            crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BICUBIC))
         return np.array(crop[:, ::-1] if flip else crop)  # a writable copy, never a view of the shard
 
     def __getitem__(self, i):
@@ -195,7 +205,7 @@ def _require_dir(path):
         raise DatasetError(f"{path}: no such folder")
 
 
-def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0):
+def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0):
     """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops."""
     _check_split(split)
     _require_dir(path)
@@ -206,7 +216,8 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0):
     else:
         splits, skipped = _folder_scan(path)
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
-    return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped)
+    return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
+                      zoom_out=zoom_out)
 
 
 def dataset_summary(path):

@@ -114,10 +114,14 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         f"- loss: {recipe.summary}",
         f"- model config: `{json.dumps(asdict(model.config), sort_keys=True)}`",
         f"- {training['steps']} steps (of {config.steps} planned), batch {config.batch_size} per process, "
-        f"random {config.crop_size} px crops with flips, Adam lr {config.lr:g}, seed {config.seed}"
+        f"random {config.crop_size} px crops"
+        + (f" of squares up to {config.zoom_out:g}x that side, shrunk to it," if config.zoom_out > 1 else "")
+        + f" with flips, Adam lr {config.lr:g}, seed {config.seed}"
         + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else "")
         + (f", every learning rate falling linearly from step {config.decay_from} to {config.decay_to:g}x at step "
            f"{config.steps}" if config.decay_from is not None else ""),
+        *([f"- started from the weights of `{config.init_from}` at step {config.init_step} (its own data, recipe "
+           "and training are that run's or file's card), not from its optimizer state"] if config.init_from else []),
         "",
         "## Training",
         "",
@@ -150,6 +154,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         "```",
         f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
+        + (f" --zoom-out {config.zoom_out:g}" if config.zoom_out > 1 else "")
+        + (f" --init-from {config.init_from}" if config.init_from else "")
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
         + (f" --decay-from {config.decay_from} --decay-to {config.decay_to:g}" if config.decay_from is not None else "")
         + "".join(f" --config {key}={_shell_value(value)}" for key, value in sorted(config.model_config.items()))

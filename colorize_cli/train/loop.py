@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -21,18 +22,21 @@ from colorize_cli.colour.ab_bins import ab_histogram, smoothed_prior
 from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.device import resolve_device
 from colorize_cli.models import MODEL_NAMES, build_model, config_class
-from colorize_cli.models.checkpoint import save_checkpoint
+from colorize_cli.models.checkpoint import (
+    CheckpointError, header_config, load_checkpoint, read_header, save_checkpoint,
+)
 from colorize_cli.models.efficientnet_lite import PretrainedWeightsMissing
 from colorize_cli.stop_signals import StopSignals
 from colorize_cli.train import distributed
 from colorize_cli.train.data_order import SeededItems, StepBatches
 from colorize_cli.train.datasets import load_ab_prior, num_labels, open_dataset
 from colorize_cli.train.recipes import RecipeOptions, recipe_class
-from colorize_cli.train.run_folder import RunFolder
+from colorize_cli.train.run_folder import RunFolder, RunFolderError
 from colorize_cli.train.validation import BEST_METRICS, Validator, write_sample_sheet
 
 # A resumed run may change the other settings (more steps, another machine), not these that define it.
-FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "warmup_steps", "seed", "best_metric")
+FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "warmup_steps", "seed",
+                   "best_metric", "init_from")
 # Images whose ab histogram estimates the colour prior when the dataset has no stats.json.
 PRIOR_SAMPLE = 512
 
@@ -52,6 +56,7 @@ class RunConfig:
     batch_size: int = 16
     lr: float | None = None  # None: the recipe's default, fixed in run.json at the start
     crop_size: int = 128
+    zoom_out: float = 1.0  # a random crop covers up to this many times its side of the photo, shrunk to fit
     warmup_steps: int = 1_000
     seed: int = 0
     amp: bool = True
@@ -61,6 +66,8 @@ class RunConfig:
     decay_from: int | None = None  # from this step every learning rate falls linearly, to decay_to x at `steps`
     decay_to: float = 0.1
     best_metric: str = "auc"
+    init_from: str | None = None  # a run folder or weights file whose weights the run starts from
+    init_step: int | None = None  # the step of those weights, recorded when the run starts
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:
@@ -78,6 +85,8 @@ class RunConfig:
             raise TrainingError(f"keep_every must be 0 (no history) or more, got {self.keep_every}")
         if self.lr is not None and not self.lr > 0:
             raise TrainingError(f"lr must be positive, got {self.lr}")
+        if self.zoom_out < 1:
+            raise TrainingError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {self.zoom_out}")
         if self.best_metric not in BEST_METRICS:
             raise TrainingError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
 
@@ -144,11 +153,14 @@ def _train(config, folder, session, resume, processes, log):
     # here; fp32 gains little from it and small fp32 convolutions lose.
     memory_format = torch.channels_last if config.amp else torch.contiguous_format
     state = folder.load_state(device) if resume else None
-    if state is None:
+    start = _initial_weights(config, device) if state is None and config.init_from else None
+    if state is None and start is None:
         try:
             model.init_pretrained()
         except PretrainedWeightsMissing as err:
             raise TrainingError(str(err)) from None
+    if start is not None:
+        _load_into(model, start["model"], config.init_from, config.model)
     model.to(device, memory_format=memory_format).train()
 
     if state is not None and state["model_name"] != config.model:
@@ -160,6 +172,11 @@ def _train(config, folder, session, resume, processes, log):
         ab_prior=_ab_prior(config, session) if needs_prior else None, lr_scale=_lr_scale(config),
     )
     recipe = recipe_type(model, options)
+    if start is not None and start.get("recipe"):
+        try:
+            recipe.load_networks(start["recipe"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise TrainingError(f"{config.init_from} does not fit this {config.model} recipe ({_first_line(err)})")
     step, elapsed, best, sessions = 0, 0.0, None, []
     if state is not None:
         try:
@@ -282,7 +299,7 @@ def _checked_config(config, folder, resume):
                 f"{folder.path} already holds a training run; continue it with --resume {folder.path} "
                 "or choose another --out"
             )
-        return config
+        return _with_initial_config(config) if config.init_from else config
     recorded = load_settings(folder.path)
     if config.model != recorded.model:
         raise TrainingError(f"{folder.path} holds a {recorded.model} run; it cannot be resumed as {config.model}")
@@ -297,10 +314,65 @@ def _checked_config(config, folder, resume):
     return config
 
 
+def initial_weights_source(path):
+    """(model name, model config, step) of the weights an --init-from run folder or weights file holds."""
+    source = Path(path)
+    if source.is_dir():
+        folder = RunFolder(source)
+        try:
+            recorded, state = load_settings(source), folder.load_state("cpu")
+        except RunFolderError as err:
+            raise TrainingError(str(err)) from None
+        if state is None:
+            raise TrainingError(f"{source}: the run has no checkpoint (last.pt) to start from yet")
+        model_name, model_config, step = recorded.model, recorded.model_config, state["step"]
+    else:
+        try:
+            header = read_header(source)
+        except (OSError, CheckpointError) as err:
+            raise TrainingError(_first_line(err)) from None
+        model_name, model_config = header["model"], header_config(header)
+        training = header.get("training") or {}
+        step = training.get("steps", training.get("trained_steps"))  # exported files, or a run's own
+    return model_name, model_config, step
+
+
+def _with_initial_config(config):
+    """A run started from another run's or file's weights takes their model config (given --config keys
+    override it; one that changes the network fails when the weights are loaded)."""
+    source = config.init_from
+    model_name, model_config, step = initial_weights_source(source)
+    if model_name != config.model:
+        raise TrainingError(f"{source} holds {model_name} weights; a {config.model} run cannot start from them")
+    return replace(config, model_config={**model_config, **config.model_config}, init_step=step)
+
+
+def _initial_weights(config, device):
+    """{"model": state dict, "recipe": the recipe's networks or None} of --init-from, read safely."""
+    source = Path(config.init_from)
+    if source.is_dir():
+        state = RunFolder(source).load_state(device)
+        return {"model": state["model"], "recipe": state["recipe"]}
+    try:
+        weights, _ = load_checkpoint(source, device)
+    except (OSError, CheckpointError) as err:
+        raise TrainingError(_first_line(err)) from None
+    return {"model": {name: tensor.float() if tensor.is_floating_point() else tensor
+                      for name, tensor in weights.state_dict().items()}, "recipe": None}
+
+
+def _load_into(model, state_dict, source, model_name):
+    try:
+        model.load_state_dict(state_dict)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise TrainingError(f"{source} does not fit this {model_name} model ({_first_line(err)})") from None
+
+
 def _open_split(config, split):
+    zoom_out = config.zoom_out if split == "train" else 1.0  # validation stays at the stored scale
     try:
         dataset = open_dataset(config.data, split=split, crop_size=config.crop_size, augment=split == "train",
-                               seed=config.seed)
+                               seed=config.seed, zoom_out=zoom_out)
     except (OSError, ValueError) as err:
         raise TrainingError(_first_line(err)) from None
     if split == "train" and len(dataset) == 0:

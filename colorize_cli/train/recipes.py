@@ -112,6 +112,9 @@ class Recipe:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
+    def load_networks(self, state: dict) -> None:
+        """Take the networks of another run's recipe state (none here), not its optimizer: --init-from."""
+
 
 class RegressionRecipe(Recipe):
     """L1 or L2 on ab, as the model's config says (seeds 001 and 004 §3.2)."""
@@ -269,6 +272,10 @@ class GanRecipe(Recipe):
         super().load_state_dict(state)
         self.discriminator.load_state_dict(state["discriminator"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+
+    def load_networks(self, state):
+        # A fine-tune keeps the trained critic: a fresh one would judge at random and shove the generator.
+        self.discriminator.load_state_dict(state["discriminator"])
 
 
 RECIPES = {
