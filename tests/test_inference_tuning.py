@@ -3,16 +3,21 @@
 import pytest
 import torch
 
+from colorize_cli.colorize import colorizer as colorizer_module
 from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.inference_tuning import (
     ConvActivation,
+    PackedConv,
     PrecisionError,
+    _input_shapes,
     autocast_dtype,
+    cast_weights,
     fold_batchnorm,
     fold_padding,
     fuse_activations,
     native_bf16,
+    pack_weights,
     tune_for_inference,
 )
 
@@ -119,3 +124,38 @@ def test_the_tuned_pretrained_gan_has_no_pads_clamps_or_per_call_casts_left():
     if colorizer.autocast_dtype is not None:
         convs = [m for m in modules if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
         assert {m.weight.dtype for m in convs} == {torch.bfloat16}
+
+
+def _without_packing(name, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(colorizer_module, "pack_weights", lambda model, example: 0)
+        return Colorizer(tune_for_inference(_trained_looking(name)), precision="auto")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_packed_weights_give_the_same_numbers_at_any_size(name, monkeypatch):
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("weights are packed for bf16 only; this CPU has no native bf16")
+    packed = Colorizer(tune_for_inference(_trained_looking(name)), precision="auto")
+    plain = _without_packing(name, monkeypatch)
+    assert not any(isinstance(m, PackedConv) for m in plain.model.modules())
+    if name == "gan":  # the seeds' cnn has neither transposed convolutions nor maps at stride 16
+        assert sum(isinstance(m, PackedConv) for m in packed.model.modules()) > 20
+    with torch.inference_mode():
+        for shape in [(64, 96), (96, 64), (160, 224)]:  # packed at the working size, a square
+            L = torch.rand(1, 1, *shape) * 100
+            assert torch.equal(packed.predict_low(L).ab, plain.predict_low(L).ab), shape
+
+
+def test_only_transposed_and_deep_convolutions_are_packed():
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16")
+    model = tune_for_inference(build_model("gan"))
+    cast_weights(model, torch.bfloat16)
+    example = torch.zeros(1, 1, 224, 224).contiguous(memory_format=torch.channels_last)
+    count = pack_weights(model, example)
+    packed = [m for m in model.modules() if isinstance(m, PackedConv)]
+    assert count == len(packed) > 0 and sum(m.transposed for m in packed) == 5  # the decoder's 4 + the output's
+    deep = [m for m in packed if not m.transposed]
+    shapes = _input_shapes(model, example, deep)
+    assert deep and all(shape[-2] * shape[-1] <= 14 * 14 for shape in shapes.values())

@@ -18,6 +18,7 @@ from colorize_cli.models.inference_tuning import (
     autocast,
     autocast_dtype,
     cast_weights,
+    pack_weights,
     tune_for_inference,
 )
 from colorize_cli.photos import io as photo_io
@@ -81,6 +82,10 @@ class Colorizer:
         self.autocast_dtype = autocast_dtype(precision, self.device)
         cast_weights(self.model, self.autocast_dtype)
         self.render_size = int(render_size or model.default_render_size)
+        if self.autocast_dtype == torch.bfloat16:
+            side = self.working_size(self.render_size, self.render_size)
+            pack_weights(self.model, torch.zeros(1, 1, *side, device=self.device).contiguous(
+                memory_format=torch.channels_last))
         self.saturation = float(saturation)
         self.header = header or {}
         self.checkpoint_path = None
