@@ -159,3 +159,24 @@ def test_only_transposed_and_deep_convolutions_are_packed():
     deep = [m for m in packed if not m.transposed]
     shapes = _input_shapes(model, example, deep)
     assert deep and all(shape[-2] * shape[-1] <= 14 * 14 for shape in shapes.values())
+
+
+def test_packed_layouts_follow_the_thread_count_and_shape_and_stay_few():
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16")
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(torch.nn.ConvTranspose2d(16, 8, 4, 2, 1), torch.nn.Identity(), torch.nn.ReLU())
+    cast_weights(block, torch.bfloat16)
+    assert pack_weights(block, torch.zeros(1, 16, 8, 8)) == 1 and isinstance(block[0], PackedConv)
+    assert isinstance(block[2], torch.nn.Identity)  # the ReLU runs inside the packed call
+    threads = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            for count, side in [(1, 5), (2, 5), (1, 5), (1, 6), (1, 7), (1, 8), (2, 9)]:
+                torch.set_num_threads(count)
+                x = torch.randn(1, 16, side, side + 1, dtype=torch.bfloat16).contiguous(
+                    memory_format=torch.channels_last)
+                assert torch.equal(block(x), block[0].fallback(x)), (count, side)
+    finally:
+        torch.set_num_threads(threads)
+    assert list(block[0]._layouts) == [(1, (1, 16, s, s + 1)) for s in (6, 7, 8)] + [(2, (1, 16, 9, 10))]

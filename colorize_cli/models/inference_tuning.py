@@ -10,6 +10,8 @@ casting the weights to bf16 once rather than at every call took a quarter off it
 (best of 20 at 256x352, beside a training run: 36.2 -> 26.1 ms), with the same numbers out.
 """
 
+import threading
+from collections import OrderedDict
 from contextlib import nullcontext
 
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PACKED_LAYOUTS = 4  # packed weights kept per convolution: (thread count, input shape) pairs in use
 
 
 def _pointwise_convolution():
@@ -168,33 +171,60 @@ def cast_weights(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
 
 
 class PackedConv(nn.Module):
-    """A convolution (plain, transposed, or with its ReLU/ReLU6) whose weights oneDNN reordered once into
-    its blocked layout. Unpacked, oneDNN reorders the weights at every call: at batch 1 on the small maps
-    of the deep layers that is most of the call (a 3x3 320->256 conv at 7x9: 0.63 -> 0.13 ms packed;
-    bf16, one thread), with the same numbers out. Inputs it was not packed for go through the plain module.
+    """A convolution (plain, transposed, or with its ReLU/ReLU6) whose bf16 weights oneDNN keeps reordered
+    into its blocked layout. Unpacked, oneDNN reorders the weights at every call: at batch 1 on the small
+    maps of the deep layers that is most of the call (a 3x3 320->256 conv at 7x9: 0.63 -> 0.13 ms packed,
+    one thread), with the same numbers out.
+
+    The layout oneDNN picks depends on the input's shape and on the thread count, and weights packed for
+    another of either ran up to 10x slower than unpacked ones. So they are packed on first use for each
+    (threads, shape), which costs about one unpacked call, and the last PACKED_LAYOUTS of them are kept.
+    Inputs other than bf16 on the CPU go through the plain module.
     """
 
-    def __init__(self, conv: nn.Module, algorithm: str, scalars: list, packed: torch.Tensor, fallback: nn.Module):
+    def __init__(self, conv: nn.Module, algorithm: str, scalars: list, fallback: nn.Module):
         super().__init__()
-        self.fallback = fallback  # the same computation without the packed weights (other devices, dtypes)
+        self.fallback = fallback  # the same computation without packed weights (other devices, dtypes)
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
         self.geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self.output_padding = list(conv.output_padding) if self.transposed else None
-        self.algorithm, self.scalars, self.packed = algorithm, scalars, packed
+        self.algorithm, self.scalars = algorithm, scalars
+        self.weight = conv.weight.detach()
         self.bias = None if conv.bias is None else conv.bias.detach()
-        self.dtype = conv.weight.dtype
+        self._layouts = OrderedDict()  # (threads, input shape) -> packed weights, most recent last
+        self._lock = threading.Lock()  # batch workers share the module
+
+    def _packed(self, shape):
+        key = (torch.get_num_threads(), shape)
+        with self._lock:
+            packed = self._layouts.get(key)
+            if packed is not None:
+                self._layouts.move_to_end(key)
+                return packed
+        padding, stride, dilation, groups = self.geometry
+        if self.transposed:
+            packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
+                self.weight, padding, self.output_padding, stride, dilation, groups, list(shape))
+        else:
+            packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, padding, stride, dilation, groups,
+                                                                  list(shape))
+        with self._lock:
+            self._layouts[key] = packed
+            while len(self._layouts) > PACKED_LAYOUTS:
+                self._layouts.popitem(last=False)
+        return packed
 
     def forward(self, x):
         if torch.is_autocast_enabled(x.device.type):
             x = x.to(torch.get_autocast_dtype(x.device.type))
-        if x.device.type != "cpu" or x.dtype != self.dtype or x.dim() != 4:
+        if x.device.type != "cpu" or x.dtype != self.weight.dtype or x.dim() != 4:
             return self.fallback(x)
+        packed = self._packed(tuple(x.shape))
         padding, stride, dilation, groups = self.geometry
         if self.transposed:
-            return _TRANSPOSED_POINTWISE(x, self.packed, self.bias, padding, self.output_padding, stride, dilation,
+            return _TRANSPOSED_POINTWISE(x, packed, self.bias, padding, self.output_padding, stride, dilation,
                                          groups, self.algorithm, self.scalars, "")
-        return _POINTWISE(x, self.packed, self.bias, padding, stride, dilation, groups, self.algorithm,
-                          self.scalars, "")
+        return _POINTWISE(x, packed, self.bias, padding, stride, dilation, groups, self.algorithm, self.scalars, "")
 
 
 def _packable(module, dtype):
@@ -223,48 +253,39 @@ def _input_shapes(model, example, modules):
     return shapes
 
 
-def _pack(module, shape, activation=None):
+def _packed_module(module, activation=None):
     conv = module.conv if isinstance(module, ConvActivation) else module
     algorithm, scalars = ("none", [])
     if isinstance(module, ConvActivation):
         algorithm, scalars = module.algorithm, module.scalars
     elif activation is not None:
         algorithm, scalars = ("hardtanh", [0.0, 6.0]) if isinstance(activation, nn.ReLU6) else ("relu", [])
-    weight = conv.weight.detach()
-    padding, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
-    if isinstance(conv, nn.ConvTranspose2d):
-        packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
-            weight, padding, list(conv.output_padding), stride, dilation, conv.groups, shape)
-    else:
-        packed = torch.ops.mkldnn._reorder_convolution_weight(weight, padding, stride, dilation, conv.groups, shape)
     fallback = module if activation is None else nn.Sequential(module, activation)
-    return PackedConv(conv, algorithm, scalars, packed, fallback)
+    return PackedConv(conv, algorithm, scalars, fallback)
 
 
 def pack_weights(model: nn.Module, example: torch.Tensor) -> int:
-    """Reorder the bf16 convolution weights once into oneDNN's layout for inputs like `example`
-    ([1, C, H, W] at a typical working size; the layout is chosen for that shape and stays right for
-    others). Transposed convolutions take the ReLU/ReLU6 after them along. In place, after cast_weights
-    to bf16, CPU only (elsewhere a no-op). Returns how many were packed.
+    """Let oneDNN keep the bf16 weights of the transposed convolutions and of those on maps at stride 16
+    or more in its own layout (PackedConv); transposed convolutions take the ReLU/ReLU6 after them along.
+    `example` ([1, C, H, W] at the working size) tells which maps are at stride 16. In place, after
+    cast_weights to bf16, CPU only (elsewhere a no-op). Returns how many convolutions were packed.
 
-    Only the transposed convolutions and those on maps at stride 16 or more are packed: there the weights
-    outweigh the map and packing paid 1.3-2.7x on every one, while on larger maps some packed 1x1
-    convolutions ran 10x slower (bf16, one thread, pretrained gan at 224x288: 11.5 -> 10.4 ms over all
-    of them when packing every one; the rule keeps the gains and drops the losses).
+    There the weights outweigh the map and packing paid 1.3-2.7x on every one, while on larger maps some
+    packed 1x1 convolutions ran 10x slower (pretrained gan at 224x288, one thread: its network 16.4 -> 12.9 ms).
     """
     if _POINTWISE is None or example.device.type != "cpu":
         return 0
-    dtype = torch.bfloat16
-    candidates = [m for m in model.modules() if _packable(m, dtype)]
-    shapes = _input_shapes(model, example, candidates)
+    candidates = [m for m in model.modules() if _packable(m, torch.bfloat16)]
     deep = example.shape[-2] * example.shape[-1] / 16**2
-    shapes = {m: shape for m, shape in shapes.items()
+    chosen = {m for m, shape in _input_shapes(model, example, candidates).items()
               if isinstance(m, nn.ConvTranspose2d) or shape[-2] * shape[-1] <= deep}
     packed = 0
     for parent in list(model.modules()):
+        if isinstance(parent, (ConvActivation, PackedConv)):
+            continue
         children = list(parent.named_children())
         for position, (name, child) in enumerate(children):
-            if child not in shapes or isinstance(parent, (ConvActivation, PackedConv)):
+            if child not in chosen:
                 continue
             activation = None
             if isinstance(parent, nn.Sequential) and isinstance(child, nn.ConvTranspose2d):
@@ -274,7 +295,7 @@ def pack_weights(model: nn.Module, example: torch.Tensor) -> int:
                 if after < len(children) and type(children[after][1]) in (nn.ReLU, nn.ReLU6):
                     activation = children[after][1]
                     setattr(parent, children[after][0], nn.Identity())
-            setattr(parent, name, _pack(child, shapes[child], activation))
+            setattr(parent, name, _packed_module(child, activation))
             packed += 1
     return packed
 
