@@ -417,12 +417,21 @@ def test_init_from_starts_a_new_run_from_another_runs_weights_and_critic(train_o
     card = (tmp_path / "w" / "gan.md").read_text()
     assert f"started from the weights of `{source}` at step 4" in card
     assert f"--zoom-out 1.5 --init-from {source}" in card and "squares up to 1.5x that side" in card
+    # The card traces the weights back: the source run's sessions and the command that reproduces it.
+    lineage = card.split("## Lineage")[1].split("## Reproduce")[0]
+    assert f"- `{source}` at step 4:" in lineage and "1 session(s)" in lineage and "CPU" in lineage
+    reproduce = card.split("## Reproduce")[1].split("```")[1].strip().splitlines()
+    assert len(reproduce) == 2 and "--init-from" not in reproduce[0] and "--warmup-steps 2" in reproduce[0]
+    assert f"--init-from {source}" in reproduce[1]
 
     # A weights file works as well, and the model comes from it when --model is not given.
     result = _cli_train("--init-from", str(weights), "--data", str(photos), "--out", str(tmp_path / "from-file"))
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "from-file" / "run.json").read_text())
     assert (settings["model"], settings["init_step"]) == ("gan", 1)
+    lineage = torch.load(tmp_path / "from-file" / "last.pt", weights_only=True)["lineage"]
+    assert [(entry["source"], entry["step"]) for entry in lineage] == [(str(source), 4), (str(weights), 1)]
+    assert lineage[1]["settings"]["init_from"] == str(source)
 
 
 def test_init_from_another_model_or_an_unstarted_run_is_one_line(validated_run, photos, tmp_path):

@@ -14,7 +14,7 @@ from colorize_cli.models.checkpoint import (
 )
 from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.train.datasets import data_name, dataset_summary
-from colorize_cli.train.loop import TrainingError, load_settings
+from colorize_cli.train.loop import RunConfig, TrainingError, load_settings, run_lineage
 from colorize_cli.train.recipes import recipe_class
 from colorize_cli.train.run_folder import RunFolder
 
@@ -49,6 +49,7 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
         "steps": step,
         "wall_seconds": round(state["elapsed"], 1),
         "sessions": state["sessions"],
+        "lineage": _lineage(config, state),
         "data": _data_summary(config.data),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +62,18 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
     with atomic_write(card) as tmp:
         Path(tmp).write_text(text)
     return out, card
+
+
+def _lineage(config, state):
+    """The runs the weights started from: recorded in the state since --init-from; a run started before
+    that was recorded is traced through its --init-from folder as it is now."""
+    if state.get("lineage"):
+        return state["lineage"]
+    source = Path(config.init_from) if config.init_from else None
+    if source is None or not source.is_dir():
+        return []
+    source_state = RunFolder(source).load_state("cpu")
+    return run_lineage(source, source_state) if source_state is not None else []
 
 
 def _source(folder, which):
@@ -121,7 +134,7 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         + (f", every learning rate falling linearly from step {config.decay_from} to {config.decay_to:g}x at step "
            f"{config.steps}" if config.decay_from is not None else ""),
         *([f"- started from the weights of `{config.init_from}` at step {config.init_step} (its own data, recipe "
-           "and training are that run's or file's card), not from its optimizer state"] if config.init_from else []),
+           "and training are that run's; see Lineage), not from its optimizer state"] if config.init_from else []),
         "",
         "## Training",
         "",
@@ -147,11 +160,40 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         lines.append("This step was not validated during training (it is not a multiple of --val-every).")
     else:
         lines.append("No validation was run at this step (the data has no held-out split).")
+    lineage = training.get("lineage") or []
+    if lineage:
+        lines += ["", "## Lineage", "",
+                  "The weights this run started from, oldest first (their commands open Reproduce):", ""]
+        for ancestor in lineage:
+            sessions = ancestor.get("sessions") or []
+            seconds = ancestor.get("seconds")
+            lines.append(
+                f"- `{ancestor['source']}` at step {ancestor['step']}"
+                + (f": {_duration(seconds)} in {len(sessions)} session(s)" if seconds is not None else "")
+                + ("; " + ", ".join(sorted({s["hardware"] for s in sessions})) if sessions else "")
+            )
     lines += [
         "",
         "## Reproduce",
         "",
         "```",
+        *[_reproduce(_settings(ancestor["settings"])) for ancestor in lineage if ancestor.get("settings")],
+        _reproduce(config),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _settings(recorded):
+    """A RunConfig from recorded settings, ignoring keys of other versions."""
+    known = set(RunConfig.__dataclass_fields__)
+    return RunConfig(**{key: value for key, value in recorded.items() if key in known})
+
+
+def _reproduce(config):
+    """The `colorize train` command line of a run's settings."""
+    return (
         f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --zoom-out {config.zoom_out:g}" if config.zoom_out > 1 else "")
@@ -159,11 +201,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
         + (f" --decay-from {config.decay_from} --decay-to {config.decay_to:g}" if config.decay_from is not None else "")
         + "".join(f" --config {key}={_shell_value(value)}" for key, value in sorted(config.model_config.items()))
-        + ("" if config.amp else " --no-amp"),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+        + ("" if config.amp else " --no-amp")
+    )
 
 
 def _shell_value(value):

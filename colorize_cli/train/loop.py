@@ -185,6 +185,8 @@ def _train(config, folder, session, resume, processes, log):
         except (KeyError, RuntimeError, ValueError) as err:
             raise TrainingError(f"{folder.state} does not fit this {config.model} model ({_first_line(err)})")
         step, elapsed, best, sessions = state["step"], state["elapsed"], state["best"], state["sessions"]
+    # Where the starting weights came from, carried by every checkpoint so that cards can say so.
+    lineage = start["lineage"] if start is not None else (state or {}).get("lineage", [])
     recipe.distribute(processes.wrap)
 
     if processes.is_main:
@@ -214,7 +216,7 @@ def _train(config, folder, session, resume, processes, log):
         this_session.update(last_step=step, seconds=round(time.monotonic() - started, 1))
         _save(folder, processes, model, recipe, config, {
             "model_name": config.model, "step": step, "elapsed": elapsed + time.monotonic() - started,
-            "best": best, "sessions": sessions,
+            "best": best, "sessions": sessions, "lineage": lineage,
         })
 
     def validate():
@@ -348,17 +350,32 @@ def _with_initial_config(config):
 
 
 def _initial_weights(config, device):
-    """{"model": state dict, "recipe": the recipe's networks or None} of --init-from, read safely."""
+    """{"model": state dict, "recipe": the recipe's networks or None, "lineage": where they came from} of
+    --init-from, read safely."""
     source = Path(config.init_from)
     if source.is_dir():
         state = RunFolder(source).load_state(device)
-        return {"model": state["model"], "recipe": state["recipe"]}
+        return {"model": state["model"], "recipe": state["recipe"], "lineage": run_lineage(source, state)}
     try:
-        weights, _ = load_checkpoint(source, device)
+        weights, header = load_checkpoint(source, device)
     except (OSError, CheckpointError) as err:
         raise TrainingError(_first_line(err)) from None
+    training = header.get("training") or {}
+    lineage = [*training.get("lineage", []), {
+        "source": str(source), "step": config.init_step, "settings": training.get("run"),
+        "sessions": training.get("sessions", []), "seconds": training.get("wall_seconds"),
+    }]
     return {"model": {name: tensor.float() if tensor.is_floating_point() else tensor
-                      for name, tensor in weights.state_dict().items()}, "recipe": None}
+                      for name, tensor in weights.state_dict().items()}, "recipe": None, "lineage": lineage}
+
+
+def run_lineage(run_dir, state):
+    """The runs whose weights led to the one in `run_dir` (as its training `state` holds it), oldest first,
+    that run last: each one's folder, step, settings, sessions and seconds, for model cards."""
+    return [*state.get("lineage", []), {
+        "source": str(run_dir), "step": state["step"], "settings": RunFolder(run_dir).read_settings(),
+        "sessions": state["sessions"], "seconds": round(state["elapsed"], 1),
+    }]
 
 
 def _load_into(model, state_dict, source, model_name):
