@@ -6,6 +6,9 @@ The 64 validation crops a run scores as it trains are too few to choose a step b
 kept step (from --from-step on) on a larger held-out folder at gain 1, then the --top best of them by
 raw AuC at each gain, and applies the rule of issue 14: the best raw AuC among the rows that reach
 --min-colourfulness of the truth's colourfulness with a chroma ratio of at most --max-chroma-ratio.
+Rows within --tie of that AuC count as equal (steps of one run differ by a few hundredths on 450 photos,
+which is noise, and taking the maximum of noise favours chance): of those, the latest step, at the gain
+nearest 1.
 Export the choice with `colorize train export RUN --checkpoint STEP --config chroma_gain=GAIN`.
 The held-out folder must not be a folder the README's quality table is measured on.
 """
@@ -53,6 +56,7 @@ def main():
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--min-colourfulness", type=float, default=0.6)
     parser.add_argument("--max-chroma-ratio", type=float, default=1.2)
+    parser.add_argument("--tie", type=float, default=0.05, help="AuC points within which rows count as equal.")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="Also write every score here.")
     args = parser.parse_args()
@@ -77,8 +81,11 @@ def main():
     allowed = {key: m for key, m in scores.items()
                if m.colourfulness >= args.min_colourfulness * truth and m.chroma_ratio <= args.max_chroma_ratio}
     pool = allowed or scores
-    (step, gain), chosen = max(pool.items(), key=lambda item: item[1].auc)
-    print(f"chosen: step {step}, gain {gain:g} (AuC {chosen.auc:.2f}, colourfulness "
+    best_auc = max(m.auc for m in pool.values())
+    tied = [(key, m) for key, m in pool.items() if m.auc >= best_auc - args.tie]
+    (step, gain), chosen = max(tied, key=lambda item: (item[0][0], -abs(item[0][1] - 1.0)))
+    print(f"chosen: step {step}, gain {gain:g} (AuC {chosen.auc:.2f}; {len(tied)} row(s) within {args.tie:g} of the "
+          f"best AuC {best_auc:.2f}; colourfulness "
           f"{100 * chosen.colourfulness / truth:.0f} % of the truth's, chroma ratio {chosen.chroma_ratio:.3f})"
           + ("" if allowed else "; no row met the colourfulness and chroma bars, so the best AuC of all"))
     print(f"export: colorize train export {args.run} --checkpoint {step} --config chroma_gain={gain:g} --out ...")
