@@ -45,6 +45,7 @@ WORKERS = 2
 # Runs in a fresh process: the same pipeline as the CLI (plan_jobs, Colorizer, run_batch), timed after loading.
 DRIVER = """
 import json, sys, time
+import colorize_cli  # first, as the `colorize` command imports it: its settings precede numpy's import
 import torch
 from colorize_cli.colorize.batch import BatchOptions, run_batch
 from colorize_cli.photos.discovery import plan_jobs

@@ -1,4 +1,8 @@
-"""The command group: help, version, default command routing, device selection."""
+"""The command group: help, version, default command routing, device selection, process settings."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -60,3 +64,14 @@ def test_library_api_is_importable_from_the_package():
         assert getattr(colorize_cli, name) is not None
     with pytest.raises(AttributeError):
         colorize_cli.no_such_thing
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])
+def test_numpy_huge_pages_are_off_unless_the_user_asks(setting, expected):
+    # Checked in a fresh interpreter: numpy reads the setting once, when it is first imported.
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if setting is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = setting
+    code = "import colorize_cli, numpy._core.multiarray as m; print(m._get_madvise_hugepage())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == expected
