@@ -22,10 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # the package and bench/peers.py
+
+# Before numpy, as in the `colorize` process: the floor runs under the same memory settings (huge pages).
+import colorize_cli  # noqa: E402,F401
+import numpy as np  # noqa: E402
 
 # (label, (height, width), files, bits). Each of the WORKERS threads gets at least 6 JPEGs, so that the
 # figures are a batch's throughput: in a fresh process the first image of each worker costs 1.5-3x in
