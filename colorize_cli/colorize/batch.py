@@ -16,10 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from colorize_cli import __version__
 from colorize_cli.colorize.diagnostics import write_diagnostics
+from colorize_cli.photos import scratch
 from colorize_cli.photos.io import (
     ImageReadError,
     holds_16_bits,
@@ -107,11 +109,13 @@ def _image_by_image(todo, colorizer, options, should_stop):
 
 
 def _colorize_file(job, colorizer, options):
-    L, photo, read_seconds = _read(job.source)
+    # One image from file to file on this thread: its full-size arrays are done with when it returns, so
+    # they live in the thread's scratch buffers (no fresh pages, and their faults, per image).
+    L, photo, read_seconds = _read(job.source, scratch.allocator("L"))
     clock = time.perf_counter()
     low = colorizer.predict_low(torch.from_numpy(L)[None, None]).split()[0]
     timings = {"read": read_seconds, "network": time.perf_counter() - clock}
-    rgb = _render(job, L, photo, low, timings, colorizer)
+    rgb = _render(job, L, photo, low, timings, colorizer, scratch.allocator("rgb"))
     return _write(job, L, photo, low, rgb, timings, colorizer, options)
 
 
@@ -190,19 +194,19 @@ def _predict_batch(colorizer, batch):
         yield job, started, outcomes[index]
 
 
-def _read(source):
+def _read(source, allocate=np.empty):
     clock = time.perf_counter()
-    L, photo = read_luminance(source)
+    L, photo = read_luminance(source, allocate)
     # A gray ICC profile cannot describe an RGB output; a colour one still applies.
     photo = dataclasses.replace(photo, icc_profile=photo.icc_profile if photo.colour else None)
     return L, photo, time.perf_counter() - clock
 
 
-def _render(job, L, photo, low, timings, colorizer):
+def _render(job, L, photo, low, timings, colorizer, allocate=np.empty):
     """The output pixels of one image (16-bit where the input and the output format hold 16 bits)."""
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and holds_16_bits(job.output)
-    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low)
+    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low, allocate=allocate)
     timings["colour"] = time.perf_counter() - clock
     return rgb
 

@@ -147,13 +147,14 @@ class Colorizer:
         return guided_upsample(low.ab, low.guide, L.to(self.device, torch.float32) / 100.0) * self.saturation
 
     @torch.inference_mode()
-    def colorize_l(self, L, bit_depth=None, low=None):
+    def colorize_l(self, L, bit_depth=None, low=None, allocate=np.empty):
         """Colour a single L image (H,W) float [0,100] numpy array, in strips of rows.
 
         Returns float32 sRGB in [0,1] (H,W,3), or uint8/uint16 when bit_depth is 8/16, which saves
-        the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L.
+        the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L;
+        `allocate(shape, dtype)` gives the output array on the CPU (a batch worker's scratch).
         """
         if low is None:
             low = self.predict_low(torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None])
         folded = fold_coefficients(*guided_coefficients(low.guide, low.ab), self.saturation)
-        return render(L, folded, bit_depth, self.device)
+        return render(L, folded, bit_depth, self.device, allocate=allocate)

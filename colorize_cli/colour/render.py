@@ -141,14 +141,15 @@ class StripRenderer:
             out_rows[..., channel] = plane
 
 
-def render(L, folded, bit_depth=None, device="cpu", lightness_of_code=None):
+def render(L, folded, bit_depth=None, device="cpu", lightness_of_code=None, allocate=np.empty):
     """sRGB (H, W, 3) numpy array of the full-resolution L under one image's folded planes [1,4,h,w].
 
     L: float32 L* (H, W), or integer codes whose L* is lightness_of_code[code]. bit_depth 8 or 16 gives
-    codes of that depth, None float32 in [0, 1]. The CPU runs the compiled kernel, other devices torch.
+    codes of that depth, None float32 in [0, 1]. The CPU runs the compiled kernel (into
+    `allocate(shape, dtype)`), other devices torch.
     """
     if torch.device(device).type == "cpu":
-        return _render_compiled(L, folded, bit_depth, lightness_of_code)
+        return _render_compiled(L, folded, bit_depth, lightness_of_code, allocate)
     return render_with_torch(L, folded, bit_depth, device, lightness_of_code)
 
 
@@ -175,7 +176,7 @@ def render_with_torch(L, folded, bit_depth=None, device="cpu", lightness_of_code
     return out
 
 
-def _render_compiled(L, folded, bit_depth, lightness_of_code):
+def _render_compiled(L, folded, bit_depth, lightness_of_code, allocate=np.empty):
     height, width = L.shape
     planes = np.ascontiguousarray(folded[0].detach().cpu().numpy(), np.float32)
     if lightness_of_code is None:
@@ -184,7 +185,7 @@ def _render_compiled(L, folded, bit_depth, lightness_of_code):
         raise ValueError(f"{len(lightness_of_code)} lightness values cannot cover {L.dtype} codes")
     else:
         lightness_of_code = np.ascontiguousarray(lightness_of_code, np.float32)
-    out = _output(L.shape, bit_depth)
+    out = _output(L.shape, bit_depth, allocate)
     srgb = _srgb8_table(torch.device("cpu")).numpy() if bit_depth == 8 else _srgb_curve()
     render_pixels(
         L, lightness_of_code, planes, _taps(planes.shape[1], height), _taps(planes.shape[2], width),
@@ -193,5 +194,5 @@ def _render_compiled(L, folded, bit_depth, lightness_of_code):
     return out
 
 
-def _output(shape, bit_depth):
-    return np.empty((*shape, 3), dtype={None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth])
+def _output(shape, bit_depth, allocate=np.empty):
+    return allocate((*shape, 3), {None: np.float32, 8: np.uint8, 16: np.uint16}[bit_depth])

@@ -114,11 +114,14 @@ def read_image(path: str | os.PathLike) -> Photo:
     return dataclasses.replace(photo, pixels=_to_unit(samples, premultiplied))
 
 
-def read_luminance(path: str | os.PathLike) -> tuple[np.ndarray, Photo]:
-    """CIE L* in [0, 100] (float32, H x W) of the photo at `path`, and the photo without its pixels."""
+def read_luminance(path: str | os.PathLike, allocate=np.empty) -> tuple[np.ndarray, Photo]:
+    """CIE L* in [0, 100] (float32, H x W) of the photo at `path`, and the photo without its pixels.
+
+    `allocate(shape, dtype)` gives the L array where it comes from the codes (a batch worker's scratch).
+    """
     samples, premultiplied, photo = _decode(path, lightness_only=True)
     if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] in (1, 3):  # no alpha: per-code tables
-        return _lightness_of_codes(samples), photo
+        return _lightness_of_codes(samples, allocate), photo
     return luminance(_to_unit(samples, premultiplied)), photo
 
 
@@ -219,10 +222,11 @@ def _lightness_of_y(y: np.ndarray) -> np.ndarray:
     return np.where(y > _LAB_EPSILON, 116 * np.cbrt(y) - 16, _LAB_KAPPA * y)
 
 
-def _lightness_of_codes(samples: np.ndarray) -> np.ndarray:
+def _lightness_of_codes(samples: np.ndarray, allocate=np.empty) -> np.ndarray:
     """luminance() of integer samples (H, W, 1 or 3) through per-code tables: no float copy of the image."""
     linear_of_code, lightness_of_code = _code_tables(samples.dtype.str)
-    return lightness.lightness_of_codes(samples, linear_of_code, lightness_of_code, _SRGB_TO_Y, _lightness_table())
+    return lightness.lightness_of_codes(samples, linear_of_code, lightness_of_code, _SRGB_TO_Y, _lightness_table(),
+                                        allocate)
 
 
 @functools.cache

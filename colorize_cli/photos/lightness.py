@@ -48,12 +48,12 @@ def _colour(codes, linear_of_code, weights, lightness_of_y, tile_rows, tile_colu
                     out[y, x] = lower + (position - np.float32(node)) * (lightness_of_y[node + 1] - lower)
 
 
-def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, lightness_of_y):
+def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, lightness_of_y, allocate=np.empty):
     """L* (float32, H x W) of integer samples (H, W, 1 or 3) whose codes index the given tables.
 
     Colour: Y = weights . linear light, clipped to [0, 1], then L* from `lightness_of_y`, the curve at
     evenly spaced nodes of Y from 0 to 1. The code tables must cover every code of the samples' type
-    (the loops do not check their indices).
+    (the loops do not check their indices). `allocate(shape, dtype)` gives the output array.
     """
     top = np.iinfo(samples.dtype).max
     if len(linear_of_code) <= top or len(lightness_of_code) <= top:
@@ -61,7 +61,7 @@ def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, ligh
     # Read-only or not, decoders hand over either; numba compiles a variant per kind, so one kind it is.
     samples = samples.view()
     samples.flags.writeable = False
-    out = np.empty(samples.shape[:2], np.float32)
+    out = allocate(samples.shape[:2], np.float32)
     turned = abs(samples.strides[0]) < abs(samples.strides[1])  # a row steps less than a column
     tiles = (TILE_ROWS, TILE_COLUMNS) if turned else (1, max(1, out.shape[1]))
     if samples.shape[2] == 1:
