@@ -434,6 +434,20 @@ def test_init_from_starts_a_new_run_from_another_runs_weights_and_critic(train_o
     assert lineage[1]["settings"]["init_from"] == str(source)
 
 
+def test_lineage_is_traced_through_runs_whose_state_predates_it(train_only, tmp_path):
+    first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    train(tiny_config("gan", train_only, steps=2, warmup_steps=1), first, session=quiet(), log=lambda line: None)
+    train(tiny_config("gan", train_only, steps=1, warmup_steps=0, init_from=str(first), model_config={}), second,
+          session=quiet(), log=lambda line: None)
+    state = torch.load(second / "last.pt", weights_only=True)
+    del state["lineage"]  # as a run started before lineages were recorded
+    torch.save(state, second / "last.pt")
+    train(tiny_config("gan", train_only, steps=1, warmup_steps=0, init_from=str(second), model_config={}), third,
+          session=quiet(), log=lambda line: None)
+    lineage = torch.load(third / "last.pt", weights_only=True)["lineage"]
+    assert [(entry["source"], entry["step"]) for entry in lineage] == [(str(first), 2), (str(second), 1)]
+
+
 def test_init_from_another_model_or_an_unstarted_run_is_one_line(validated_run, photos, tmp_path):
     line = _one_line_error(_cli_train("--model", "gan", "--init-from", str(validated_run), "--data", str(photos),
                                       "--out", str(tmp_path / "r")))

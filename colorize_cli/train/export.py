@@ -49,7 +49,7 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
         "steps": step,
         "wall_seconds": round(state["elapsed"], 1),
         "sessions": state["sessions"],
-        "lineage": _lineage(config, state),
+        "lineage": _lineage(folder, state),
         "data": _data_summary(config.data),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,16 +64,9 @@ def export_run(run_dir, out, *, which="best", notes=None, model_config=None) -> 
     return out, card
 
 
-def _lineage(config, state):
-    """The runs the weights started from: recorded in the state since --init-from; a run started before
-    that was recorded is traced through its --init-from folder as it is now."""
-    if state.get("lineage"):
-        return state["lineage"]
-    source = Path(config.init_from) if config.init_from else None
-    if source is None or not source.is_dir():
-        return []
-    source_state = RunFolder(source).load_state("cpu")
-    return run_lineage(source, source_state) if source_state is not None else []
+def _lineage(folder, state):
+    """The runs the weights started from (run_lineage of this run, less this run itself)."""
+    return run_lineage(folder.path, state)[:-1]
 
 
 def _source(folder, which):

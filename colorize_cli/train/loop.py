@@ -371,9 +371,16 @@ def _initial_weights(config, device):
 
 def run_lineage(run_dir, state):
     """The runs whose weights led to the one in `run_dir` (as its training `state` holds it), oldest first,
-    that run last: each one's folder, step, settings, sessions and seconds, for model cards."""
-    return [*state.get("lineage", []), {
-        "source": str(run_dir), "step": state["step"], "settings": RunFolder(run_dir).read_settings(),
+    that run last: each one's folder, step, settings, sessions and seconds, for model cards. A state from
+    before lineages were recorded is traced through its run's --init-from folder as that is now."""
+    settings = RunFolder(run_dir).read_settings()
+    earlier = state.get("lineage") or []
+    source = settings.get("init_from")
+    if not earlier and source and Path(source).is_dir():
+        source_state = RunFolder(source).load_state("cpu")
+        earlier = run_lineage(source, source_state) if source_state is not None else []
+    return [*earlier, {
+        "source": str(run_dir), "step": state["step"], "settings": settings,
         "sessions": state["sessions"], "seconds": round(state["elapsed"], 1),
     }]
 
