@@ -161,6 +161,7 @@ def _train(config, folder, session, resume, processes, log):
             raise TrainingError(str(err)) from None
     if start is not None:
         _load_into(model, start["model"], config.init_from, config.model)
+        config = replace(config, init_step=start["step"])
     model.to(device, memory_format=memory_format).train()
 
     if state is not None and state["model_name"] != config.model:
@@ -317,56 +318,55 @@ def _checked_config(config, folder, resume):
 
 
 def initial_weights_source(path):
-    """(model name, model config, step) of the weights an --init-from run folder or weights file holds."""
+    """(model name, model config) of the weights an --init-from run folder or weights file holds, read from
+    its settings or header (the weights themselves are read once, by _initial_weights)."""
     source = Path(path)
     if source.is_dir():
         folder = RunFolder(source)
         try:
-            recorded, state = load_settings(source), folder.load_state("cpu")
+            recorded = load_settings(source)
         except RunFolderError as err:
             raise TrainingError(str(err)) from None
-        if state is None:
+        if not folder.state.exists():
             raise TrainingError(f"{source}: the run has no checkpoint (last.pt) to start from yet")
-        model_name, model_config, step = recorded.model, recorded.model_config, state["step"]
-    else:
-        try:
-            header = read_header(source)
-        except (OSError, CheckpointError) as err:
-            raise TrainingError(_first_line(err)) from None
-        model_name, model_config = header["model"], header_config(header)
-        training = header.get("training") or {}
-        step = training.get("steps", training.get("trained_steps"))  # exported files, or a run's own
-    return model_name, model_config, step
+        return recorded.model, recorded.model_config
+    try:
+        header = read_header(source)
+    except (OSError, CheckpointError) as err:
+        raise TrainingError(_first_line(err)) from None
+    return header["model"], header_config(header)
 
 
 def _with_initial_config(config):
     """A run started from another run's or file's weights takes their model config (given --config keys
     override it; one that changes the network fails when the weights are loaded)."""
     source = config.init_from
-    model_name, model_config, step = initial_weights_source(source)
+    model_name, model_config = initial_weights_source(source)
     if model_name != config.model:
         raise TrainingError(f"{source} holds {model_name} weights; a {config.model} run cannot start from them")
-    return replace(config, model_config={**model_config, **config.model_config}, init_step=step)
+    return replace(config, model_config={**model_config, **config.model_config})
 
 
 def _initial_weights(config, device):
-    """{"model": state dict, "recipe": the recipe's networks or None, "lineage": where they came from} of
-    --init-from, read safely."""
+    """{"model": state dict, "recipe": the recipe's networks or None, "step": theirs, "lineage": where they
+    came from} of --init-from, read safely."""
     source = Path(config.init_from)
     if source.is_dir():
         state = RunFolder(source).load_state(device)
-        return {"model": state["model"], "recipe": state["recipe"], "lineage": run_lineage(source, state)}
+        return {"model": state["model"], "recipe": state["recipe"], "step": state["step"],
+                "lineage": run_lineage(source, state)}
     try:
         weights, header = load_checkpoint(source, device)
     except (OSError, CheckpointError) as err:
         raise TrainingError(_first_line(err)) from None
     training = header.get("training") or {}
+    step = training.get("steps", training.get("trained_steps"))  # exported files, or a run's own
     lineage = [*training.get("lineage", []), {
-        "source": str(source), "step": config.init_step, "settings": training.get("run"),
+        "source": str(source), "step": step, "settings": training.get("run"),
         "sessions": training.get("sessions", []), "seconds": training.get("wall_seconds"),
     }]
-    return {"model": {name: tensor.float() if tensor.is_floating_point() else tensor
-                      for name, tensor in weights.state_dict().items()}, "recipe": None, "lineage": lineage}
+    # load_checkpoint rebuilt the model in fp32 whatever the file stores
+    return {"model": weights.state_dict(), "recipe": None, "step": step, "lineage": lineage}
 
 
 def run_lineage(run_dir, state):
