@@ -104,6 +104,19 @@ def _shifted_kernel(conv: nn.Conv2d, pad_height: int, pad_width: int) -> nn.Conv
     return shifted
 
 
+def _onednn_activation(activation: nn.Module) -> tuple[str, list]:
+    """oneDNN's post-op (algorithm, scalars) for a ReLU or ReLU6."""
+    return ("hardtanh", [0.0, 6.0]) if isinstance(activation, nn.ReLU6) else ("relu", [])
+
+
+def _activation_after(modules: list, index: int) -> int | None:
+    """Position of the ReLU or ReLU6 that follows modules[index], past Identities (folded BatchNorms)."""
+    after = index + 1
+    while after < len(modules) and isinstance(modules[after], nn.Identity):
+        after += 1
+    return after if after < len(modules) and type(modules[after]) in (nn.ReLU, nn.ReLU6) else None
+
+
 class ConvActivation(nn.Module):
     """A Conv2d and the ReLU or ReLU6 after it, in one oneDNN call on CPU: the activation is applied as the
     convolution writes its output rather than in another pass over memory (those passes were 14-17 % of
@@ -112,7 +125,7 @@ class ConvActivation(nn.Module):
     def __init__(self, conv: nn.Conv2d, activation: nn.Module):
         super().__init__()
         self.conv, self.activation = conv, activation
-        self.algorithm, self.scalars = ("hardtanh", [0.0, 6.0]) if isinstance(activation, nn.ReLU6) else ("relu", [])
+        self.algorithm, self.scalars = _onednn_activation(activation)
 
     def forward(self, x):
         conv = self.conv
@@ -137,10 +150,8 @@ def fuse_activations(model: nn.Module) -> int:
         for index, conv in enumerate(block):
             if not isinstance(conv, nn.Conv2d) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
                 continue
-            after = index + 1
-            while after < len(block) and isinstance(block[after], nn.Identity):
-                after += 1
-            if after < len(block) and type(block[after]) in (nn.ReLU, nn.ReLU6):
+            after = _activation_after(list(block), index)
+            if after is not None:
                 block[index] = ConvActivation(conv, block[after])
                 block[after] = nn.Identity()
                 fused += 1
@@ -259,7 +270,7 @@ def _packed_module(module, activation=None):
     if isinstance(module, ConvActivation):
         algorithm, scalars = module.algorithm, module.scalars
     elif activation is not None:
-        algorithm, scalars = ("hardtanh", [0.0, 6.0]) if isinstance(activation, nn.ReLU6) else ("relu", [])
+        algorithm, scalars = _onednn_activation(activation)
     fallback = module if activation is None else nn.Sequential(module, activation)
     return PackedConv(conv, algorithm, scalars, fallback)
 
@@ -289,10 +300,8 @@ def pack_weights(model: nn.Module, example: torch.Tensor) -> int:
                 continue
             activation = None
             if isinstance(parent, nn.Sequential) and isinstance(child, nn.ConvTranspose2d):
-                after = position + 1
-                while after < len(children) and isinstance(children[after][1], nn.Identity):
-                    after += 1
-                if after < len(children) and type(children[after][1]) in (nn.ReLU, nn.ReLU6):
+                after = _activation_after([module for _, module in children], position)
+                if after is not None:
                     activation = children[after][1]
                     setattr(parent, children[after][0], nn.Identity())
             setattr(parent, name, _packed_module(child, activation))
