@@ -25,9 +25,11 @@ from colorize_cli.photos import scratch
 from colorize_cli.photos.io import (
     ImageReadError,
     holds_16_bits,
+    read_lightness,
     read_luminance,
     write_image,
 )
+from colorize_cli.photos.lightness import Lightness
 
 # Write errors that every later output would meet too.
 STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -111,12 +113,16 @@ def _image_by_image(todo, colorizer, options, should_stop):
 def _colorize_file(job, colorizer, options):
     # One image from file to file on this thread: its full-size arrays are done with when it returns, so
     # they live in the thread's scratch buffers (no fresh pages, and their faults, per image).
-    L, photo, read_seconds = _read(job.source, scratch.allocator("L"))
+    # A gray photo stays as its codes: L is looked up inside the shrink to the working size and the render.
     clock = time.perf_counter()
-    low = colorizer.predict_low(torch.from_numpy(L)[None, None]).split()[0]
-    timings = {"read": read_seconds, "network": time.perf_counter() - clock}
-    rgb = _render(job, L, photo, low, timings, colorizer, scratch.allocator("rgb"))
-    return _write(job, L, photo, low, rgb, timings, colorizer, options)
+    lightness, photo = read_lightness(job.source, scratch.allocator("L"))
+    photo = _output_profile(photo)
+    timings = {"read": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    low = colorizer.predict_low_of(lightness).split()[0]
+    timings["network"] = time.perf_counter() - clock
+    rgb = _render(job, lightness, photo, low, timings, colorizer, scratch.allocator("rgb"))
+    return _write(job, lightness, photo, low, rgb, timings, colorizer, options)
 
 
 def _grouped(todo, colorizer, options, should_stop):
@@ -168,28 +174,28 @@ def _torch_threads(count):
 def _predict_batch(colorizer, batch):
     """Run the network once per group of same-size images; yields (job, started, outcome) in order.
 
-    The outcome is (L, photo, low, timings) or the exception that stopped this image.
+    The outcome is (Lightness, photo, low, timings) or the exception that stopped this image.
     """
     outcomes = {}
     by_shape = {}
     for index, (job, started, future) in enumerate(batch):
         try:
-            L, photo, read_seconds = future.result()
+            lightness, photo, read_seconds = future.result()
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
             outcomes[index] = err
             continue
-        by_shape.setdefault(L.shape, []).append((index, L, photo, read_seconds))
+        by_shape.setdefault(lightness.shape, []).append((index, lightness, photo, read_seconds))
     for group in by_shape.values():
         clock = time.perf_counter()
         try:
-            stacked = torch.stack([torch.from_numpy(L) for _, L, _, _ in group])[:, None]
+            stacked = torch.stack([torch.from_numpy(lightness.samples) for _, lightness, _, _ in group])[:, None]
             lows = colorizer.predict_low(stacked).split()
         except Exception as err:  # noqa: BLE001 - e.g. out of memory: these images fail, the batch goes on
             outcomes.update((index, err) for index, *_ in group)
             continue
         network_seconds = (time.perf_counter() - clock) / len(group)
-        for (index, L, photo, read_seconds), low in zip(group, lows):
-            outcomes[index] = (L, photo, low, {"read": read_seconds, "network": network_seconds})
+        for (index, lightness, photo, read_seconds), low in zip(group, lows):
+            outcomes[index] = (lightness, photo, low, {"read": read_seconds, "network": network_seconds})
     for index, (job, started, _) in enumerate(batch):
         yield job, started, outcomes[index]
 
@@ -197,16 +203,19 @@ def _predict_batch(colorizer, batch):
 def _read(source, allocate=np.empty):
     clock = time.perf_counter()
     L, photo = read_luminance(source, allocate)
+    return Lightness(L), _output_profile(photo), time.perf_counter() - clock
+
+
+def _output_profile(photo):
     # A gray ICC profile cannot describe an RGB output; a colour one still applies.
-    photo = dataclasses.replace(photo, icc_profile=photo.icc_profile if photo.colour else None)
-    return L, photo, time.perf_counter() - clock
+    return dataclasses.replace(photo, icc_profile=photo.icc_profile if photo.colour else None)
 
 
-def _render(job, L, photo, low, timings, colorizer, allocate=np.empty):
+def _render(job, lightness, photo, low, timings, colorizer, allocate=np.empty):
     """The output pixels of one image (16-bit where the input and the output format hold 16 bits)."""
     clock = time.perf_counter()
     sixteen = photo.bit_depth == 16 and holds_16_bits(job.output)
-    rgb = colorizer.colorize_l(L, bit_depth=16 if sixteen else 8, low=low, allocate=allocate)
+    rgb = colorizer.colorize_lightness(lightness, bit_depth=16 if sixteen else 8, low=low, allocate=allocate)
     timings["colour"] = time.perf_counter() - clock
     return rgb
 
@@ -215,20 +224,20 @@ def _render_then_write(pool, job, outcome, colorizer, options):
     """Render on this thread (torch's threads serve it), write in the pool: the Future of the image's timings."""
     if isinstance(outcome, Exception):
         return _failed_future(outcome)
-    L, photo, low, timings = outcome
+    lightness, photo, low, timings = outcome
     try:
-        rgb = _render(job, L, photo, low, timings, colorizer)
+        rgb = _render(job, lightness, photo, low, timings, colorizer)
     except Exception as err:  # noqa: BLE001 - e.g. out of memory: this image fails, the batch goes on
         return _failed_future(err)
-    return pool.submit(_write, job, L, photo, low, rgb, timings, colorizer, options)
+    return pool.submit(_write, job, lightness, photo, low, rgb, timings, colorizer, options)
 
 
-def _write(job, L, photo, low, rgb, timings, colorizer, options):
+def _write(job, lightness, photo, low, rgb, timings, colorizer, options):
     clock = time.perf_counter()
     job.output.parent.mkdir(parents=True, exist_ok=True)
     if options.diagnostics:
         # Written before the output: an existing output then means its diagnostics exist too.
-        write_diagnostics(job.output, L, low, rgb, colorizer, timings)
+        write_diagnostics(job.output, lightness.values(), low, rgb, colorizer, timings)
     write_image(
         job.output, rgb, quality=options.quality, exif=photo.exif, icc_profile=photo.icc_profile,
         description=ai_tag(colorizer),

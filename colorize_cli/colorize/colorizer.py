@@ -12,6 +12,8 @@ from colorize_cli.colour import render as render_module
 from colorize_cli.colour import upsample
 from colorize_cli.colour.lab import normalize_l, unit_to_ab
 from colorize_cli.colour.render import fold_coefficients, render
+from colorize_cli.colour import shrink_kernel
+from colorize_cli.colour.shrink_kernel import shrink_lightness
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from colorize_cli.models.inference_tuning import (
@@ -22,6 +24,7 @@ from colorize_cli.models.inference_tuning import (
     tune_for_inference,
 )
 from colorize_cli.photos import io as photo_io
+from colorize_cli.photos.lightness import Lightness
 
 # The default --model: the best shipped model by the README's quality table.
 DEFAULT_MODEL = "gan"
@@ -102,6 +105,8 @@ class Colorizer:
         colorizer = cls(tune_for_inference(model), device, render_size, saturation, header, precision)
         # The compiled kernels now, not inside the first photo; photos are read on the CPU whatever the device.
         render_module.warm_up(colorizer.device)
+        if colorizer.device.type == "cpu":
+            shrink_kernel.warm_up()
         upsample.warm_up(colorizer.device)
         photo_io.warm_up()
         colorizer.checkpoint_path = path
@@ -132,12 +137,27 @@ class Colorizer:
             small = L
         else:
             small = F.interpolate(L, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return self._predict_small(small)
+
+    @torch.inference_mode()
+    def predict_low_of(self, lightness):
+        """predict_low of one photo's photos.lightness.Lightness. On the CPU its samples (codes or L) go to
+        the working size in one compiled pass (shrink_kernel), with the filter predict_low uses."""
+        size = self.working_size(*lightness.shape)
+        if self.device.type != "cpu" or size[0] > lightness.shape[0] or size[1] > lightness.shape[1]:
+            return self.predict_low(torch.from_numpy(lightness.values())[None, None])
+        small = shrink_lightness(lightness.samples, size, lightness.lightness_of_code)
+        return self._predict_small(torch.from_numpy(small)[None, None])
+
+    def _predict_small(self, small):
+        """The network on L [B,1,h,w] (Lab units) already at the working size."""
         with autocast(self.device, self.autocast_dtype):
             unit_ab = self.model.predict_ab(normalize_l(small).contiguous(memory_format=torch.channels_last))
         ab = unit_to_ab(unit_ab.float().contiguous())
         if not torch.isfinite(ab).all():
             # A second line of defence: NaN would become an out-of-range table index in the renderer.
-            raise NonFiniteColour(f"the network returned non-finite colour at working size {size[0]}x{size[1]}")
+            height, width = small.shape[-2:]
+            raise NonFiniteColour(f"the network returned non-finite colour at working size {height}x{width}")
         return LowResolution(guide=small / 100.0, ab=ab)
 
     @torch.inference_mode()
@@ -154,7 +174,12 @@ class Colorizer:
         the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L;
         `allocate(shape, dtype)` gives the output array on the CPU (a batch worker's scratch).
         """
+        return self.colorize_lightness(Lightness(np.ascontiguousarray(L, dtype=np.float32)), bit_depth, low, allocate)
+
+    @torch.inference_mode()
+    def colorize_lightness(self, lightness, bit_depth=None, low=None, allocate=np.empty):
+        """colorize_l of a photos.lightness.Lightness: a gray photo's codes are rendered as they are."""
         if low is None:
-            low = self.predict_low(torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None])
+            low = self.predict_low_of(lightness).split()[0]
         folded = fold_coefficients(*guided_coefficients(low.guide, low.ab), self.saturation)
-        return render(L, folded, bit_depth, self.device, allocate=allocate)
+        return render(lightness.samples, folded, bit_depth, self.device, lightness.lightness_of_code, allocate)

@@ -161,6 +161,12 @@ def warm_up(device="cpu") -> None:
     L, folded = np.full((2, 2), 50.0, np.float32), torch.zeros(1, 4, 1, 1)
     for bit_depth in (8, 16, None):
         render(L, folded, bit_depth)
+    # a gray photo's read-only codes (photos.io.read_lightness): 8-bit ones give 8 bits, 16-bit either
+    for dtype, depths in ((np.uint8, (8,)), (np.uint16, (8, 16))):
+        codes = np.zeros((2, 2), dtype)
+        codes.flags.writeable = False
+        for bit_depth in depths:
+            render(codes, folded, bit_depth, lightness_of_code=np.zeros(np.iinfo(dtype).max + 1, np.float32))
 
 
 def render_with_torch(L, folded, bit_depth=None, device="cpu", lightness_of_code=None):

@@ -58,12 +58,12 @@ def _linear_rgb_row(L, lower, upper, weight, rgb_from_xyz, f_knee, f_slope, line
             linear[channel, x] = m[channel, 0] * X + m[channel, 1] * Y + m[channel, 2] * Z
 
 
-def _lightness_row(source_row, lightness_of_code, into):
+def lightness_row(source_row, lightness_of_code, into):
     """L of one row: the row itself when it holds L, else its codes' L, written into `into`."""
 
 
-@overload(_lightness_row, jit_options=_JIT_OPTIONS)
-def _lightness_row_for(source_row, lightness_of_code, into):
+@overload(lightness_row, jit_options=_JIT_OPTIONS)
+def lightness_row_for(source_row, lightness_of_code, into):
     if isinstance(lightness_of_code, types.NoneType):
         return lambda source_row, lightness_of_code, into: source_row
 
@@ -148,6 +148,6 @@ def render_pixels(source, lightness_of_code, planes, rows, columns, rgb_from_xyz
                 _widen(planes, pair[0], columns, lower)
             _widen(planes, pair[1], columns, upper)
             widened = pair
-        L = _lightness_row(source[y], lightness_of_code, lightness)
+        L = lightness_row(source[y], lightness_of_code, lightness)
         _linear_rgb_row(L, lower, upper, row_weight[y], rgb_from_xyz, f_knee, f_slope, linear)
         _encode_row(linear, srgb, out[y])

@@ -120,9 +120,28 @@ def read_luminance(path: str | os.PathLike, allocate=np.empty) -> tuple[np.ndarr
     `allocate(shape, dtype)` gives the L array where it comes from the codes (a batch worker's scratch).
     """
     samples, premultiplied, photo = _decode(path, lightness_only=True)
+    return _lightness_of_samples(samples, premultiplied, allocate), photo
+
+
+def read_lightness(path: str | os.PathLike, allocate=np.empty) -> tuple[lightness.Lightness, Photo]:
+    """read_luminance's L*, but a gray photo's as its codes with their L* (see lightness.Lightness).
+
+    `allocate(shape, dtype)` gives the float L array where one is built (colour or turned samples).
+    """
+    samples, premultiplied, photo = _decode(path, lightness_only=True)
+    if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] == 1:
+        codes = samples[..., 0]
+        if codes.flags.c_contiguous:  # a photo turned by EXIF goes through the tiled look-up instead
+            codes = codes.view()
+            codes.flags.writeable = False  # decoders hand over either; one kind for numba to compile
+            return lightness.Lightness(codes, _code_tables(codes.dtype.str)[1]), photo
+    return lightness.Lightness(_lightness_of_samples(samples, premultiplied, allocate)), photo
+
+
+def _lightness_of_samples(samples, premultiplied, allocate):
     if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] in (1, 3):  # no alpha: per-code tables
-        return _lightness_of_codes(samples, allocate), photo
-    return luminance(_to_unit(samples, premultiplied)), photo
+        return _lightness_of_codes(samples, allocate)
+    return luminance(_to_unit(samples, premultiplied))
 
 
 def _decode(path: str | os.PathLike, lightness_only: bool = False) -> tuple[np.ndarray, bool, Photo]:
@@ -243,6 +262,9 @@ def warm_up() -> None:
             samples = np.zeros((2, 2, channels), dtype)
             _lightness_of_codes(samples)
             _lightness_of_codes(_ORIENTATIONS[6](samples))
+        codes = np.zeros((2, 2), dtype)
+        codes.flags.writeable = False  # a gray photo's codes as read_lightness hands them over
+        lightness.Lightness(codes, _code_tables(codes.dtype.str)[1]).values()
 
 
 @functools.cache

@@ -9,6 +9,8 @@ columns: it goes in tiles of 64 x 1024 pixels, so that each cache line read serv
 13 ms against 51 in plain row loops, which stored samples keep: 8 ms against 10 in tiles).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from colorize_cli.colour.jit import compiled
@@ -69,3 +71,25 @@ def lightness_of_codes(samples, linear_of_code, lightness_of_code, weights, ligh
     else:
         _colour(samples, linear_of_code, np.asarray(weights, np.float32), lightness_of_y, *tiles, out)
     return out
+
+
+@dataclass(frozen=True)
+class Lightness:
+    """A photo's L*: float32 values (H, W), or a gray photo's integer codes (H, W, rows in memory order)
+    with the L* of every code. Codes keep L at 1 or 2 bytes a pixel for the kernels that look it up as
+    they go (colour.shrink_kernel, colour.render_kernel): no float copy of the photo is ever built."""
+
+    samples: np.ndarray
+    lightness_of_code: np.ndarray | None = None
+
+    @property
+    def shape(self):
+        return self.samples.shape
+
+    def values(self, allocate=np.empty):
+        """float32 L* (H, W): the samples themselves, or their codes looked up into `allocate(shape, dtype)`."""
+        if self.lightness_of_code is None:
+            return self.samples
+        out = allocate(self.shape, np.float32)
+        _gray(self.samples[..., None], self.lightness_of_code, 1, max(1, self.shape[1]), out)
+        return out
