@@ -10,6 +10,7 @@ from colorize_cli.models.inference_tuning import (
     ConvActivation,
     PackedConv,
     PrecisionError,
+    SubPixelConvTranspose,
     _input_shapes,
     autocast_dtype,
     cast_weights,
@@ -18,6 +19,7 @@ from colorize_cli.models.inference_tuning import (
     fuse_activations,
     native_bf16,
     pack_weights,
+    subpixel_outputs,
     tune_for_inference,
 )
 
@@ -155,7 +157,7 @@ def test_only_transposed_and_deep_convolutions_are_packed():
     example = torch.zeros(1, 1, 224, 224).contiguous(memory_format=torch.channels_last)
     count = pack_weights(model, example)
     packed = [m for m in model.modules() if isinstance(m, PackedConv)]
-    assert count == len(packed) > 0 and sum(m.transposed for m in packed) == 5  # the decoder's 4 + the output's
+    assert count == len(packed) > 0 and sum(m.transposed for m in packed) == 4  # the decoder's (the output is sub-pixel)
     deep = [m for m in packed if not m.transposed]
     shapes = _input_shapes(model, example, deep)
     assert deep and all(shape[-2] * shape[-1] <= 14 * 14 for shape in shapes.values())
@@ -180,3 +182,36 @@ def test_packed_layouts_follow_the_thread_count_and_shape_and_stay_few():
     finally:
         torch.set_num_threads(threads)
     assert list(block[0]._layouts) == [(1, (1, 16, s, s + 1)) for s in (6, 7, 8)] + [(2, (1, 16, 9, 10))]
+
+
+@pytest.mark.parametrize("channels", [(48, 2), (5, 3), (1, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("size", [(112, 144), (7, 9), (1, 1), (3, 1)])
+def test_a_sub_pixel_convolution_is_the_transposed_one(channels, bias, size):
+    torch.manual_seed(sum(channels) + sum(size))
+    transposed = torch.nn.ConvTranspose2d(*channels, 4, stride=2, padding=1, bias=bias)
+    x = torch.randn(2, channels[0], *size)
+    with torch.inference_mode():
+        expected = torch.tanh(transposed(x))
+        got = SubPixelConvTranspose(transposed, torch.nn.Tanh())(x.contiguous(memory_format=torch.channels_last))
+    assert got.shape == expected.shape == (2, channels[1], 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_only_narrow_output_layers_become_sub_pixel_and_in_bf16_stay_close():
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1), torch.nn.ReLU(),  # wide: stays
+        torch.nn.ConvTranspose2d(8, 2, 4, stride=2, padding=1), torch.nn.Tanh(),
+        torch.nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1),  # another kernel: stays
+    )
+    x = torch.randn(1, 16, 10, 12).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        before = block(x)
+        assert subpixel_outputs(block) == 1
+        assert isinstance(block[2], SubPixelConvTranspose) and isinstance(block[3], torch.nn.Identity)
+        assert isinstance(block[0], torch.nn.ConvTranspose2d) and isinstance(block[4], torch.nn.ConvTranspose2d)
+        torch.testing.assert_close(block(x), before, atol=1e-5, rtol=1e-5)
+        if native_bf16(torch.device("cpu")):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert (block(x).float() - before).abs().max() < 0.05

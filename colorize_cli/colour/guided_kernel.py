@@ -17,6 +17,9 @@ def _box_mean(planes, radius, out):
     """Mean of each plane (C, h, w) over the (2r+1)^2 window clipped to the plane, into out (C, h, w)."""
     channels, height, width = planes.shape
     across = np.empty((height, width), np.float64)
+    per_column = np.empty(width, np.float64)  # 1 / the window's columns inside the plane
+    for x in range(width):
+        per_column[x] = 1.0 / (min(x + radius, width - 1) - max(x - radius, 0) + 1)
     for channel in range(channels):
         for y in range(height):  # sums along each row
             total = 0.0
@@ -37,10 +40,9 @@ def _box_mean(planes, radius, out):
                 columns += across[y + radius]
             if y - radius - 1 >= 0:
                 columns -= across[y - radius - 1]
-            count_y = min(y + radius, height - 1) - max(y - radius, 0) + 1
+            inside_y = min(y + radius, height - 1) - max(y - radius, 0) + 1
             for x in range(width):
-                count_x = min(x + radius, width - 1) - max(x - radius, 0) + 1
-                out[channel, y, x] = columns[x] / (count_x * count_y)
+                out[channel, y, x] = columns[x] * (per_column[x] / inside_y)
 
 
 @compiled
