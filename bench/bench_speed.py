@@ -155,8 +155,9 @@ def stage_profile(path, model, device, scratch, repeats=3):
 
     from colorize_cli.colorize.colorizer import Colorizer
     from colorize_cli.colour.render import fold_coefficients, render
+    from colorize_cli.colour.shrink_kernel import shrink_lightness
     from colorize_cli.colour.upsample import guided_coefficients
-    from colorize_cli.photos.io import read_luminance, write_image
+    from colorize_cli.photos.io import read_lightness, write_image
 
     colorizer = Colorizer.from_checkpoint(model, device)
     before = torch.get_num_threads()
@@ -171,15 +172,20 @@ def stage_profile(path, model, device, scratch, repeats=3):
             return 1000 * min(times), result
 
         decode, _ = best(lambda: np.asarray(Image.open(path)))
-        read, (L, _) = best(lambda: read_luminance(path))
-        network, low = best(lambda: colorizer.predict_low(torch.from_numpy(L)[None, None]))
+        read, (lightness, _) = best(lambda: read_lightness(path))
+        size = colorizer.working_size(*lightness.shape)
+        shrink, small = best(lambda: shrink_lightness(lightness.samples, size, lightness.lightness_of_code))
+        network, low = best(lambda: colorizer.predict_low(torch.from_numpy(small)[None, None]))
         fit, folded = best(lambda: fold_coefficients(*guided_coefficients(low.guide, low.ab), 1.0))
-        colour, rgb = best(lambda: render(L, folded, 8, colorizer.device))
+        colour, rgb = best(lambda: render(lightness.samples, folded, 8, colorizer.device,
+                                          lightness.lightness_of_code))
         encode, _ = best(lambda: write_image(scratch / "profile.jpg", rgb, quality=95))
     finally:
         torch.set_num_threads(before)
-    return {"decode": decode, "L from codes": read - decode, "downscale + network": network,
-            "guided fit": fit, "upsample + Lab->sRGB (fused)": colour, "encode + write": encode}
+    # A gray photo's codes go to the shrink and the render as they are: no full-size float L is built.
+    return {"decode": decode, "codes as read (no L)": max(0.0, read - decode), "codes -> working-size L": shrink,
+            "network": network, "guided fit": fit, "upsample + L + Lab->sRGB (fused)": colour,
+            "encode + write": encode}
 
 
 def network_speed(module, batch, device, precision="auto", min_seconds=1.0):

@@ -124,3 +124,32 @@ def test_codes_colour_as_their_float_lightness_does(cnn_checkpoint, bits):
     difference = np.abs(from_codes.astype(np.int64) - from_floats)
     assert difference.max() <= (1 if bits == 8 else 32)
     assert (difference > 0).mean() < (0.01 if bits == 8 else 0.2)
+
+
+def test_a_gray_jpeg_is_decoded_straight_into_the_callers_buffer_as_pillow_decodes_it(tmp_path):
+    gray = (small_photo("astronaut", (301, 403)) @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    stored_gray = _save(tmp_path, "gray.jpg", gray, quality=90)
+    in_colour = _save(tmp_path, "in_colour.jpg", np.repeat(gray[..., None], 3, axis=2), quality=90)
+    progressive = _save(tmp_path, "progressive.jpg", gray, quality=90, progressive=True)
+    for path in (stored_gray, in_colour, progressive):
+        buffers = []
+
+        def allocate(shape, dtype, buffers=buffers):
+            buffers.append(np.empty(shape, dtype))
+            return buffers[-1]
+
+        lightness, _ = image_io.read_lightness(path, allocate_codes=allocate)
+        with Image.open(path) as im:
+            im.draft("L", im.size)
+            expected = np.asarray(im)
+        np.testing.assert_array_equal(lightness.samples, expected)
+        assert len(buffers) == 1 and np.shares_memory(lightness.samples, buffers[0]), path.name
+
+
+def test_a_truncated_gray_jpeg_is_still_reported_as_truncated(tmp_path):
+    gray = (small_photo("astronaut", (301, 403)) @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    whole = _save(tmp_path, "gray.jpg", gray, quality=90).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])  # libjpeg alone would fill the rest with gray
+    with pytest.raises(image_io.ImageReadError, match="truncated"):
+        image_io.read_lightness(cut)

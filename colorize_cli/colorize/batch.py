@@ -115,7 +115,7 @@ def _colorize_file(job, colorizer, options):
     # they live in the thread's scratch buffers (no fresh pages, and their faults, per image).
     # A gray photo stays as its codes: L is looked up inside the shrink to the working size and the render.
     clock = time.perf_counter()
-    lightness, photo = read_lightness(job.source, scratch.allocator("L"))
+    lightness, photo = read_lightness(job.source, scratch.allocator("L"), scratch.allocator("codes"))
     photo = _output_profile(photo)
     timings = {"read": time.perf_counter() - clock}
     clock = time.perf_counter()

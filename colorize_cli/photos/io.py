@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import tifffile
 from PIL import ExifTags, Image, TiffTags, UnidentifiedImageError
@@ -123,12 +124,14 @@ def read_luminance(path: str | os.PathLike, allocate=np.empty) -> tuple[np.ndarr
     return _lightness_of_samples(samples, premultiplied, allocate), photo
 
 
-def read_lightness(path: str | os.PathLike, allocate=np.empty) -> tuple[lightness.Lightness, Photo]:
+def read_lightness(path: str | os.PathLike, allocate=np.empty, allocate_codes=np.empty
+                   ) -> tuple[lightness.Lightness, Photo]:
     """read_luminance's L*, but a gray photo's as its codes with their L* (see lightness.Lightness).
 
-    `allocate(shape, dtype)` gives the float L array where one is built (colour or turned samples).
+    `allocate(shape, dtype)` gives the float L array where one is built (colour or turned samples),
+    `allocate_codes` a gray JPEG's decoded codes: two buffers, as a turned photo needs both at once.
     """
-    samples, premultiplied, photo = _decode(path, lightness_only=True)
+    samples, premultiplied, photo = _decode(path, lightness_only=True, allocate_codes=allocate_codes)
     if samples.dtype in (np.uint8, np.uint16) and samples.shape[2] == 1:
         codes = samples[..., 0]
         if codes.flags.c_contiguous:  # a photo turned by EXIF goes through the tiled look-up instead
@@ -144,11 +147,12 @@ def _lightness_of_samples(samples, premultiplied, allocate):
     return luminance(_to_unit(samples, premultiplied))
 
 
-def _decode(path: str | os.PathLike, lightness_only: bool = False) -> tuple[np.ndarray, bool, Photo]:
+def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_codes=np.empty
+            ) -> tuple[np.ndarray, bool, Photo]:
     """Upright samples (H, W, C) as stored, whether alpha is premultiplied, and the photo minus its pixels.
 
     lightness_only: the caller takes only L from the samples, so a gray photo stored as a colour JPEG may
-    come as its one gray channel (see _gray_jpeg).
+    come as its one gray channel (see _gray_jpeg), decoded into `allocate_codes(shape, dtype)` (_jpeg_luma).
     """
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
@@ -158,9 +162,9 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False) -> tuple[np.n
             if im.width * im.height > MAX_PIXELS:  # Pillow only warns up to twice its limit
                 raise Image.DecompressionBombError(im.size)
             gray_in_colour = lightness_only and _gray_jpeg(path, im)
-            if gray_in_colour:
-                im.draft("L", im.size)  # libjpeg decodes the luma plane alone: R = G = B = Y for these
-                samples, premultiplied = _pillow_samples(im), False
+            if gray_in_colour or (lightness_only and im.format == "JPEG" and im.mode == "L"):
+                # libjpeg decodes the luma plane alone: R = G = B = Y for gray photos stored in colour
+                samples, premultiplied = _jpeg_luma(path, im, allocate_codes), False
             else:
                 samples, premultiplied = _samples(path, im)
             if _more_frames(im):
@@ -321,6 +325,23 @@ def write_image(
 def holds_16_bits(path: str | os.PathLike) -> bool:
     """Whether write_image keeps 16 bits per channel in a file named `path` (TIFF and PNG do, JPEG cannot)."""
     return _format(Path(path), None) in _SIXTEEN_BIT_FORMATS
+
+
+def _jpeg_luma(path: str | os.PathLike, im: Image.Image, allocate=np.empty) -> np.ndarray:
+    """The luma plane (H, W, 1) of a JPEG opened as `im`, decoded by libjpeg-turbo through imagecodecs
+    straight into `allocate((H, W), uint8)`: Pillow's array is a copy of its own image memory, which at
+    3 MP took a third as long again as the decode (10.6 against 7.2 ms here), and never a reused buffer.
+
+    libjpeg fills a truncated file's missing rows with gray and only warns, where Pillow says the file is
+    truncated: a file that does not end at its EOI marker goes through Pillow.
+    """
+    data = Path(path).read_bytes()
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        im.draft("L", im.size)
+        return _pillow_samples(im)
+    codes = allocate((im.height, im.width), np.uint8)
+    imagecodecs.jpeg8_decode(data, outcolorspace="GRAY", out=codes)
+    return codes[..., None]
 
 
 def _gray_jpeg(path: str | os.PathLike, im: Image.Image) -> bool:
