@@ -6,6 +6,9 @@ The library behind the `colorize` command; every subcommand is a call to one of 
     colorizer = Colorizer.from_checkpoint("gan", device="cpu")
     L, photo = read_luminance("scan.tif")
     write_image("scan_colour.tif", colorizer.colorize_l(L, bit_depth=photo.bit_depth))
+
+For many photos, `read_lightness` and `colorizer.colorize_lightness` do the same without building a
+float copy of a gray photo (what the batch job runs).
 """
 
 import os
@@ -23,6 +26,7 @@ _EXPORTS = {
     "Colorizer": "colorize_cli.colorize.colorizer",
     "read_image": "colorize_cli.photos.io",
     "read_luminance": "colorize_cli.photos.io",
+    "read_lightness": "colorize_cli.photos.io",
     "write_image": "colorize_cli.photos.io",
     "rgb_to_lab": "colorize_cli.colour.lab",
     "lab_to_rgb": "colorize_cli.colour.lab",

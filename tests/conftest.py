@@ -3,11 +3,17 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 from PIL import Image
 from skimage import data, transform
 
 from colorize_cli.models import build_model
 from colorize_cli.models.checkpoint import save_checkpoint
+
+# Property tests draw the same examples every run: a suite that fails one run in three is a defect, and a
+# case found once must be found again (a rare Lab round-trip seam was found by one random draw of many).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage import color
@@ -22,8 +22,11 @@ from colorize_cli.colour.lab import (
 # Measured max |error| against skimage on _rgb_samples() (4096 pixels with the cube corners):
 # float64 L 1.4e-14, ab 1.1e-13 (the same formulas and constants); float32 L 1.5e-5, ab 5.5e-5.
 TOLERANCE = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-3, 5e-3)}
-# sRGB's rounded thresholds (0.04045 vs 12.92 * 0.0031308 = 0.0404499) leave a 3e-8 seam in the round trip.
-ROUND_TRIP_TOLERANCE = 1e-7
+# sRGB's rounded thresholds (0.04045 vs 12.92 * 0.0031308 = 0.0404499) leave a 3e-8 seam in the round trip,
+# and Lab's (skimage's 0.008856 and 0.2068966 for (6/29)^3 and 6/29) one of 2e-7 in linear light: a dark
+# channel beside a brighter one ((0, 0, 0.239) came back with R = 1.7e-6; 10 M random dark pixels gave
+# at most 1.68e-6), which sRGB's toe (x12.92) makes 1.7e-6.
+ROUND_TRIP_TOLERANCE = 5e-6
 
 
 def _rgb_samples() -> np.ndarray:
@@ -131,6 +134,7 @@ def test_runs_on_cuda_with_the_cpu_result():
 
 @settings(max_examples=50, deadline=None)
 @given(arrays(np.float64, (4, 4, 3), elements=st.floats(0, 1)))
+@example(np.pad(np.array([[[0.0, 0.0, 0.23918693]]]), ((0, 3), (0, 3), (0, 0))))  # Lab's knee seam, found once
 def test_property_lab_round_trip_over_the_srgb_gamut(rgb):
     lab = rgb_to_lab(_to_torch(rgb))
     assert np.abs(_to_numpy(lab) - color.rgb2lab(rgb)).max() < 1e-9
