@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from colorize_cli.colour import render as render_module
-from colorize_cli.colour import upsample
+from colorize_cli.colour import shrink_kernel, upsample
 from colorize_cli.colour.lab import normalize_l, unit_to_ab
 from colorize_cli.colour.render import fold_coefficients, render
-from colorize_cli.colour import shrink_kernel
 from colorize_cli.colour.shrink_kernel import shrink_lightness
 from colorize_cli.colour.upsample import guided_coefficients, guided_upsample
 from colorize_cli.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
