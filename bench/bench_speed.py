@@ -6,7 +6,7 @@ Usage: python bench/bench_speed.py [--model gan] [--device cpu] [--out bench/RES
      0.3, 3, 12 and 24 MP and on a 100 MP 16-bit TIFF, each folder in a fresh process (its own peak RSS),
      with the time split between read (decode + L), network, upsampling + colour (one fused pass) and write.
   2. The I/O floor: decode each input and write colorize's output pixels again through the same writer
-     and thread count, and nothing else.
+     and thread count, and nothing else; in a fresh process as colorize runs, the faster of two runs.
   3. Networks at the same working size, random-initialised where weights are not shipped (speed does not
      depend on them): each model of ours and the peers (bench/peers.py), at batch 1 and 8.
 """
