@@ -170,7 +170,6 @@ def colorize_end_to_end(folder, out, model, device):
 def stage_profile(path, model, device, scratch, repeats=3):
     """Milliseconds of each stage on one image, one thread (as each batch worker runs), best of `repeats`."""
     import torch
-    from PIL import Image
 
     from colorize_cli.colorize.colorizer import Colorizer
     from colorize_cli.colour.render import fold_coefficients, render
@@ -190,8 +189,8 @@ def stage_profile(path, model, device, scratch, repeats=3):
                 times.append(time.perf_counter() - start)
             return 1000 * min(times), result
 
-        decode, _ = best(lambda: np.asarray(Image.open(path)))
-        read, (lightness, _) = best(lambda: read_lightness(path))
+        # A gray JPEG's read is its decode: libjpeg-turbo straight to the codes, with no L pass after it
+        decode, (lightness, _) = best(lambda: read_lightness(path))
         size = colorizer.working_size(*lightness.shape)
         shrink, small = best(lambda: shrink_lightness(lightness.samples, size, lightness.lightness_of_code))
         network, low = best(lambda: colorizer.predict_low(torch.from_numpy(small)[None, None]))
@@ -202,7 +201,7 @@ def stage_profile(path, model, device, scratch, repeats=3):
     finally:
         torch.set_num_threads(before)
     # A gray photo's codes go to the shrink and the render as they are: no full-size float L is built.
-    return {"decode": decode, "codes as read (no L)": max(0.0, read - decode), "codes -> working-size L": shrink,
+    return {"decode (to codes)": decode, "codes -> working-size L": shrink,
             "network": network, "guided fit": fit, "upsample + L + Lab->sRGB (fused)": colour,
             "encode + write": encode}
 
@@ -339,7 +338,7 @@ def main():
         label, path = profile_target
         stages = stage_profile(path, model, args.device, root)
         total = sum(stages.values())
-        floor_ms = stages["decode"] + stages["encode + write"]
+        floor_ms = stages["decode (to codes)"] + stages["encode + write"]
         lines += [
             "",
             f"## Where the time goes: one {label} image, one thread",
