@@ -157,3 +157,13 @@ def test_bad_paths_and_splits_are_one_line_errors(tmp_path, photos):
         open_dataset(tmp_path / "empty")
     with pytest.raises(DatasetError, match="unknown split"):
         open_dataset(photos / "prepared", split="test")
+
+
+def test_each_item_knows_its_top_folder_in_a_prepared_dataset_and_a_plain_folder(tmp_path):
+    write_photos(tmp_path / "photos" / "city" / "night", range(4))
+    write_photos(tmp_path / "photos" / "forest", range(4, 8))
+    write_photos(tmp_path / "photos", range(8, 10))  # at the top: no folder
+    prep_dataset([tmp_path / "photos"], tmp_path / "prepared", PrepOptions(photo=PhotoOptions(size=40, min_size=32), progress=False))
+    for path in (tmp_path / "prepared", tmp_path / "photos"):
+        folders = sorted(open_dataset(path, split="train").folders + open_dataset(path, split="val").folders)
+        assert folders == ["", "", "city", "city", "city", "city", "forest", "forest", "forest", "forest"], path

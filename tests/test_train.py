@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.checkpoint import file_sha256, load_checkpoint, read_header
 from colorize_cli.prep.splits import content_hash, split_for
 from colorize_cli.train import run_folder as run_folder_module
-from colorize_cli.train.data_order import StepBatches
+from colorize_cli.train.data_order import StepBatches, balance_weights
 from colorize_cli.train.loop import RunConfig, Session, TrainingError, train
 from colorize_cli.train.recipes import RecipeOptions, recipe_class
 
@@ -160,6 +161,54 @@ def test_data_order_shards_each_step_between_processes_and_resumes_at_any_step()
     assert list(islice(iter(StepBatches(19, 4, seed=3, start_step=5)), 4)) == steps[0][5:9]
     epochs = [sorted(i for batch in steps[0][e * 4:(e + 1) * 4] for i, _ in batch) for e in range(2)]
     assert len(set(epochs[0])) == 16 and epochs[0] != epochs[1]  # 4 full batches per epoch, reshuffled
+
+
+def _folder_shares(sampler, folders, steps):
+    drawn = [folders[index] for batch in islice(iter(sampler), steps) for index, _ in batch]
+    return {folder: drawn.count(folder) / len(drawn) for folder in sorted(set(folders))}
+
+
+@pytest.mark.parametrize("power, expected_b", [(0.0, 0.1), (0.5, 10**0.5 / (90**0.5 + 10**0.5)), (1.0, 0.5)])
+def test_balanced_data_order_draws_each_folder_in_proportion_to_its_size_to_one_minus_power(power, expected_b):
+    folders = ["a"] * 90 + ["b"] * 10
+    weights = balance_weights(folders, power)
+    assert weights[0] / weights[-1] == pytest.approx((10 / 90) ** power)
+    sampler = StepBatches(100, 10, seed=1, weights=weights)
+    shares = _folder_shares(sampler, folders, steps=400)  # 4,000 draws: a binomial sd of 0.008 at most
+    assert shares["b"] == pytest.approx(expected_b, abs=0.03)
+    # The same order after a resume at any step, and split between processes as the unweighted one is.
+    straight = list(islice(iter(sampler), 12))
+    assert list(islice(iter(StepBatches(100, 10, seed=1, weights=weights, start_step=7)), 5)) == straight[7:]
+    ranks = [StepBatches(100, 5, seed=1, weights=weights, rank=rank, world_size=2) for rank in range(2)]
+    for whole, *parts in zip(straight, *(islice(iter(rank), 12) for rank in ranks)):
+        assert sorted(whole) == sorted(parts[0] + parts[1])
+
+
+def test_balance_power_outside_zero_to_one_and_mismatched_weights_are_refused():
+    with pytest.raises(ValueError, match="balance power must be in"):
+        balance_weights(["a"], 1.5)
+    with pytest.raises(ValueError, match="3 sampling weights for 4 images"):
+        StepBatches(4, 2, seed=0, weights=torch.ones(3))
+    with pytest.raises(TrainingError, match="balance_folders must be in"):
+        tiny_config("cnn", "x", balance_folders=-0.1)
+
+
+def test_a_balanced_run_draws_its_small_folder_more_and_keeps_the_setting_on_resume(tmp_path):
+    data = tmp_path / "data"
+    write_photos(data / "big", train=12, val=2, seed=2)
+    write_photos(data / "small", train=4, val=1, seed=3)
+    config = tiny_config("cnn", data, steps=2, balance_folders=1.0)
+    train(config, tmp_path / "run", session=quiet(), log=lambda line: None)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["balance_folders"] == 1.0
+    with pytest.raises(TrainingError, match="balance_folders"):
+        train(replace(config, steps=4, balance_folders=0.5), tmp_path / "run", session=quiet(), resume=True,
+              log=lambda line: None)
+    weights = tmp_path / "w" / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(tmp_path / "run"), "--out", str(weights),
+                                      "--checkpoint", "last"])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    assert "top folders drawn in proportion to their photos ** 0" in card and "--balance-folders 1" in card
 
 
 # --- the run folder ---------------------------------------------------------------------------------------

@@ -109,6 +109,7 @@ and autoencoder's num_scenes the number of labels in the data):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Adam learning rate [default: the recipe's: {_DEFAULT_LRS}].")
 @click.option("--crop-size", type=click.IntRange(min=8), help=f"Training crop side in px (a multiple of the model's size multiple) [default: {_DEFAULTS.crop_size}].")
 @click.option("--zoom-out", type=click.FloatRange(min=1), help=f"Each random crop covers up to this many times its side of the photo, shrunk to the crop, so that whole-photo context is learnt too [default: {_DEFAULTS.zoom_out:g}: the stored scale].")
+@click.option("--balance-folders", type=click.FloatRange(0, 1), metavar="POWER", help="Draw each top folder of the data (e.g. a source collection) in proportion to its photos ** (1 - POWER): 0 keeps the data's own mix, 1 draws every folder equally often, 0.5 is square-root balance [default: 0].")
 @click.option("--init-from", type=click.Path(exists=True), metavar="RUN|WEIGHTS", help="Start a new run from the weights of another run (its last checkpoint, gan's critic included) or of a weights file, e.g. to fine-tune at another crop size; not its optimizer state or step.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), help=f"gan: steps on the L1 loss alone before the adversarial phase [default: {_DEFAULTS.warmup_steps}].")
 @click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="A model hyper-parameter, e.g. width=16 or loss=l1. Repeatable.")

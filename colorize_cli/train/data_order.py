@@ -4,6 +4,8 @@ The order is a pure function of (seed, step, rank, world size): a resumed run st
 exactly what a straight run would, whatever the number of loader workers.
 """
 
+from collections import Counter
+
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -28,14 +30,29 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
+def balance_weights(folders, power):
+    """Sampling weight of each image: (images in its folder) ** -power, so that folder f is drawn in
+    proportion to n_f ** (1 - power). 0 keeps the data's own mix, 1 draws every folder equally often,
+    0.5 (square-root balance) lifts small folders without repeating their few photos too often."""
+    if not 0 <= power <= 1:
+        raise ValueError(f"balance power must be in [0, 1], got {power}")
+    counts = Counter(folders)
+    return torch.tensor([counts[folder] ** -power for folder in folders], dtype=torch.float64)
+
+
 class StepBatches(Sampler):
     """Endless batches of (index, seed) keys from `start_step` on; epochs are fresh permutations.
 
-    Each rank takes every `world_size`-th image of the epoch's permutation (as DistributedSampler does),
-    and incomplete batches are dropped so that all ranks run the same number of steps.
+    With `weights`, an epoch is instead `length` draws with replacement in proportion to them (see
+    balance_weights). Each rank takes every `world_size`-th image of the epoch's order (as
+    DistributedSampler does), and incomplete batches are dropped so that all ranks run the same number
+    of steps.
     """
 
-    def __init__(self, length, batch_size, *, seed, start_step=0, rank=0, world_size=1):
+    def __init__(self, length, batch_size, *, seed, start_step=0, rank=0, world_size=1, weights=None):
+        if weights is not None and len(weights) != length:
+            raise ValueError(f"{len(weights)} sampling weights for {length} images")
+        self.weights = weights
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.start_step, self.rank, self.world_size = start_step, rank, world_size
         self.steps_per_epoch = length // world_size // batch_size
@@ -48,7 +65,10 @@ class StepBatches(Sampler):
     def epoch_keys(self, epoch):
         """This rank's (index, seed) keys of `epoch`, in order."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(self.length, generator=generator)
+        if self.weights is None:
+            order = torch.randperm(self.length, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.length, replacement=True, generator=generator)
         seeds = torch.randint(_SEED_BOUND, (self.length,), generator=generator)
         used = self.steps_per_epoch * self.batch_size * self.world_size
         return list(zip(order[:used].tolist(), seeds[:used].tolist()))[self.rank :: self.world_size]

@@ -9,7 +9,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -97,10 +97,12 @@ class PhotoCrops(Dataset):
     reproducible under torch.manual_seed and differ between DataLoader workers.
     """
 
-    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0):
+    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0, folders=None):
         if zoom_out < 1:
             raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
         self.store, self.labels = store, labels
+        # Each photo's top folder under its source ("caltech101"), for --balance-folders; "" at the top.
+        self.folders = list(folders) if folders is not None else [""] * len(store)
         self.crop_size, self.augment, self.seed, self.zoom_out = crop_size, augment, seed, zoom_out
         self.skipped = skipped
         self._rng, self._rng_key = None, None
@@ -159,6 +161,13 @@ def _prepared_rows(path, split):
     return [row for row in rows if row["split"] == split]
 
 
+def top_folder(relative) -> str:
+    """The first folder of a path relative to its source ("caltech101" of "caltech101/x.jpg"); "" for a
+    file at the source's top."""
+    parts = PurePosixPath(str(relative).replace(os.sep, "/")).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
 def _scan_file(path):
     """(content hash, usable) for one file of a plain folder."""
     try:
@@ -213,11 +222,14 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
         _read_stats(path)
         rows = _prepared_rows(path, split)
         store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
+        # A manifest's source is "<source folder name>/<path inside it>".
+        folders = [top_folder(PurePosixPath(*PurePosixPath(row["source"]).parts[1:])) for row in rows]
     else:
         splits, skipped = _folder_scan(path)
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
+        folders = [top_folder(os.path.relpath(file, path)) for file in splits[split]]
     return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
-                      zoom_out=zoom_out)
+                      zoom_out=zoom_out, folders=folders)
 
 
 def dataset_summary(path):

@@ -28,15 +28,15 @@ from colorize_cli.models.checkpoint import (
 from colorize_cli.models.efficientnet_lite import PretrainedWeightsMissing
 from colorize_cli.stop_signals import StopSignals
 from colorize_cli.train import distributed
-from colorize_cli.train.data_order import SeededItems, StepBatches
+from colorize_cli.train.data_order import SeededItems, StepBatches, balance_weights
 from colorize_cli.train.datasets import load_ab_prior, num_labels, open_dataset
 from colorize_cli.train.recipes import RecipeOptions, recipe_class
 from colorize_cli.train.run_folder import RunFolder, RunFolderError
 from colorize_cli.train.validation import BEST_METRICS, Validator, write_sample_sheet
 
 # A resumed run may change the other settings (more steps, another machine), not these that define it.
-FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "warmup_steps", "seed",
-                   "best_metric", "init_from")
+FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "balance_folders",
+                   "warmup_steps", "seed", "best_metric", "init_from")
 # Images whose ab histogram estimates the colour prior when the dataset has no stats.json.
 PRIOR_SAMPLE = 512
 
@@ -57,6 +57,7 @@ class RunConfig:
     lr: float | None = None  # None: the recipe's default, fixed in run.json at the start
     crop_size: int = 128
     zoom_out: float = 1.0  # a random crop covers up to this many times its side of the photo, shrunk to fit
+    balance_folders: float = 0.0  # draw each top folder of the data in proportion to its size ** (1 - this)
     warmup_steps: int = 1_000
     seed: int = 0
     amp: bool = True
@@ -87,6 +88,8 @@ class RunConfig:
             raise TrainingError(f"lr must be positive, got {self.lr}")
         if self.zoom_out < 1:
             raise TrainingError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {self.zoom_out}")
+        if not 0 <= self.balance_folders <= 1:
+            raise TrainingError(f"balance_folders must be in [0, 1] (0: the data's own mix), got {self.balance_folders}")
         if self.best_metric not in BEST_METRICS:
             raise TrainingError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
 
@@ -198,6 +201,7 @@ def _train(config, folder, session, resume, processes, log):
         sampler = StepBatches(
             len(train_set), config.batch_size, seed=config.seed, start_step=step,
             rank=processes.rank, world_size=processes.world_size,
+            weights=balance_weights(train_set.folders, config.balance_folders) if config.balance_folders else None,
         )
     except ValueError as err:
         raise TrainingError(str(err)) from None
