@@ -413,6 +413,33 @@ def test_gan_warmup_loss_is_a_config_value(loss, train_only, tmp_path):
         build_model("gan", {"warmup_loss": "huber"})
 
 
+def test_euclidean_ab_loss_is_half_the_mean_ab_distance():
+    from colorize_cli.train.recipes import euclidean_ab_loss
+
+    target = torch.zeros(2, 2, 3, 3)
+    output = target.clone()
+    output[:, 0] = 0.3
+    output[:, 1] = 0.4  # every pixel 0.5 away
+    assert float(euclidean_ab_loss(output, target)) == pytest.approx(0.25, abs=1e-5)
+    one_channel = target.clone()
+    one_channel[:, 0] = 0.2  # an error on one channel weighs as in per-channel L1
+    assert float(euclidean_ab_loss(one_channel, target)) == pytest.approx(
+        float(torch.nn.functional.l1_loss(one_channel, target)), abs=1e-5)
+    exact = target.clone().requires_grad_()
+    euclidean_ab_loss(exact, target).backward()
+    assert torch.isfinite(exact.grad).all()  # differentiable at zero error
+
+
+def test_gan_pixel_loss_beside_the_critic_is_a_config_value(train_only, tmp_path):
+    config = tiny_config("gan", train_only, steps=6, warmup_steps=2, lr=1e-3,
+                         model_config={**TINY["gan"], "pixel_loss": "euclidean"})
+    train(config, tmp_path / "gan", session=quiet(), log=lambda line: None)
+    adversarial = [r for r in records(tmp_path / "gan", "train") if r["step"] > 2]
+    assert adversarial and all("euclidean" in r and "l1" not in r and "critic" in r for r in adversarial)
+    with pytest.raises(ValueError, match="pixel_loss must be one of l1, euclidean"):
+        build_model("gan", {"pixel_loss": "l2"})
+
+
 def test_learning_rates_decay_linearly_from_decay_from_also_when_a_resume_adds_it(train_only, tmp_path):
     run = tmp_path / "gan"
     train(tiny_config("gan", train_only, steps=4, warmup_steps=2, lr=1e-3, save_every=4), run, session=quiet(),

@@ -13,7 +13,8 @@ from colorize_cli.models import efficientnet_lite
 from colorize_cli.models.base import ColorizationModel
 
 ENCODERS = ("efficientnet_lite0", "scratch")
-WARMUP_LOSSES = ("l1", "smooth_l1", "l2")
+WARMUP_LOSSES = ("l1", "smooth_l1", "l2", "euclidean")
+GAN_PIXEL_LOSSES = ("l1", "euclidean")
 
 
 @dataclass
@@ -23,12 +24,14 @@ class GanConfig:
     warm-up at `encoder_lr_scale` times the learning rate (16: frozen throughout). The scratch encoder's
     depth follows `train_size` down to a 2x2 bottleneck, widths doubling from `base_channels` up to
     `max_channels`; the discriminator (both encoders) uses the same widths and the options starting with
-    `disc_`. `warmup_loss` is the generator's loss in the warm-up (the adversarial phase keeps pix2pix's L1)."""
+    `disc_`. `warmup_loss` is the generator's loss in the warm-up, `pixel_loss` its loss beside the critic
+    after it (pix2pix: l1; euclidean: the ab distance that AuC measures)."""
 
     encoder: str = "efficientnet_lite0"
     decoder_channels: tuple = (256, 128, 64, 32)
     chroma_gain: float = 1.0  # decoding: predicted ab times this (set at export; 1 while training)
     warmup_loss: str = "l1"
+    pixel_loss: str = "l1"
     finetune_from: int = 11
     encoder_lr_scale: float = 0.1
     train_size: int = 128
@@ -44,6 +47,8 @@ class GanConfig:
             raise ValueError(f"gan encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}.")
         if self.warmup_loss not in WARMUP_LOSSES:
             raise ValueError(f"gan warmup_loss must be one of {', '.join(WARMUP_LOSSES)}, got {self.warmup_loss!r}.")
+        if self.pixel_loss not in GAN_PIXEL_LOSSES:
+            raise ValueError(f"gan pixel_loss must be one of {', '.join(GAN_PIXEL_LOSSES)}, got {self.pixel_loss!r}.")
         self.decoder_channels = tuple(self.decoder_channels)  # JSON gives a list back
         if len(self.decoder_channels) != 4 or min(self.decoder_channels) < 1:
             raise ValueError(f"gan decoder_channels must be 4 positive widths, got {self.decoder_channels}.")

@@ -16,9 +16,22 @@ from colorize_cli.colour.ab_bins import rebalance_weights, soft_encode
 from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.models.gan import PatchDiscriminator
 
+# Squared unit-scale ab below which the Euclidean loss's gradient is damped (about 0.1 ab units), so
+# that the root stays differentiable at zero error.
+_EUCLIDEAN_EPS = 1e-6
+
+
+def euclidean_ab_loss(output, target):
+    """Mean Euclidean distance between predicted and true (a, b), halved so that an error on one channel
+    weighs as in per-channel L1. AuC is a mean of this distance (clipped), so this fits the metric."""
+    return (((output - target) ** 2).sum(dim=1) + _EUCLIDEAN_EPS).sqrt().mean() / 2
+
+
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+# The gan's reconstruction losses beside its critic (pix2pix: L1).
+GAN_PIXEL_LOSSES = {"l1": F.l1_loss, "euclidean": euclidean_ab_loss}
 # The gan's warm-up losses. smooth_l1 has torch's beta 1: on unit-scale ab (errors below 1) it is half L2.
-WARMUP_LOSSES = {**PIXEL_LOSSES, "smooth_l1": F.smooth_l1_loss}
+WARMUP_LOSSES = {**PIXEL_LOSSES, **GAN_PIXEL_LOSSES, "smooth_l1": F.smooth_l1_loss}
 # Iizuka et al. 2016 weigh the scene classification against the colour loss by 1/300.
 SCENE_WEIGHT = 1.0 / 300.0
 # pix2pix's weight of the L1 term against the adversarial term (seed 000 §IV).
@@ -194,21 +207,22 @@ class ClassificationRecipe(Recipe):
 
 
 class GanRecipe(Recipe):
-    """pix2pix: L1 alone for `warmup_steps` (NoGAN warm-up), then BCE against a patch critic + 100 L1.
+    """pix2pix: L1 alone for `warmup_steps` (NoGAN warm-up), then BCE against a patch critic + 100 L1
+    (or the config's pixel_loss).
 
     Generator and discriminator are He-initialised by their constructors (seed 000 §IV).
     """
 
     summary = (
-        "L1 (or the config's warmup_loss) warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 "
+        "L1 (or the config's warmup_loss) warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 (or the config's pixel_loss) "
         "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets"
     )
     default_lr = 2e-4
     betas = (0.5, 0.999)
-    pixel_loss = staticmethod(F.l1_loss)
-
     def __init__(self, model, options):
         super().__init__(model, options)
+        self.pixel_loss_name = model.config.pixel_loss
+        self.pixel_loss = GAN_PIXEL_LOSSES[self.pixel_loss_name]
         device = next(model.parameters()).device
         self.discriminator = PatchDiscriminator(model.config).to(device, memory_format=options.memory_format)
         self.critic = self.discriminator
@@ -254,12 +268,12 @@ class GanRecipe(Recipe):
             judged = self.discriminator(l_norm, fake)
         self.discriminator.requires_grad_(True)
         adversarial = _bce(judged.float(), 1.0)
-        l1 = self.pixel_loss(fake.float(), ab)
-        total = adversarial + L1_LAMBDA * l1
+        pixel = self.pixel_loss(fake.float(), ab)
+        total = adversarial + L1_LAMBDA * pixel
         total.backward()
         self.optimizer.step()
         return {name: value.detach() for name, value in
-                {"loss": total, "l1": l1, "adversarial": adversarial, "critic": critic_loss}.items()}
+                {"loss": total, self.pixel_loss_name: pixel, "adversarial": adversarial, "critic": critic_loss}.items()}
 
     def state_dict(self):
         return {
