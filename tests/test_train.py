@@ -438,6 +438,11 @@ def test_gan_pixel_loss_beside_the_critic_is_a_config_value(train_only, tmp_path
     assert adversarial and all("euclidean" in r and "l1" not in r and "critic" in r for r in adversarial)
     with pytest.raises(ValueError, match="pixel_loss must be one of l1, euclidean"):
         build_model("gan", {"pixel_loss": "l2"})
+    # The model config's names are the recipe's losses (the model package cannot import the recipes).
+    from colorize_cli.models import gan
+    from colorize_cli.train import recipes
+    assert set(gan.GAN_PIXEL_LOSSES) == set(recipes.GAN_PIXEL_LOSSES)
+    assert set(gan.WARMUP_LOSSES) == set(recipes.WARMUP_LOSSES)
 
 
 def test_learning_rates_decay_linearly_from_decay_from_also_when_a_resume_adds_it(train_only, tmp_path):
