@@ -223,7 +223,7 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
         rows = _prepared_rows(path, split)
         store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
         # A manifest's source is "<source folder name>/<path inside it>".
-        folders = [top_folder(PurePosixPath(*PurePosixPath(row["source"]).parts[1:])) for row in rows]
+        folders = [top_folder(row["source"].partition("/")[2]) for row in rows]
     else:
         splits, skipped = _folder_scan(path)
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)

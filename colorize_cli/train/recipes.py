@@ -219,6 +219,7 @@ class GanRecipe(Recipe):
     )
     default_lr = 2e-4
     betas = (0.5, 0.999)
+
     def __init__(self, model, options):
         super().__init__(model, options)
         self.pixel_loss_name = model.config.pixel_loss
