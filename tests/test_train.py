@@ -637,3 +637,20 @@ def test_train_help_teaches_training_resume_torchrun_and_export():
         assert text in result.output
     export_help = CliRunner().invoke(cli, ["train", "export", "--help"])
     assert export_help.exit_code == 0 and "model card" in export_help.output
+
+
+def test_validation_chroma_ratio_is_over_summed_chroma_so_a_nearly_gray_crop_cannot_swing_it():
+    from colorize_cli.colour.lab import ab_to_unit
+    from colorize_cli.train.validation import Validator
+
+    def crop(a):
+        ab = torch.zeros(2, 8, 8)
+        ab[0] = a
+        return {"l": torch.zeros(1, 8, 8), "ab": ab_to_unit(ab)}
+
+    validator = Validator([crop(20.0), crop(0.1)])  # a coloured crop and a nearly gray one
+    predicted = torch.zeros(2, 2, 8, 8)
+    predicted[:, 0] = 20.0  # both painted a = 20
+    ratio = validator._scores(predicted, validator._rgb(predicted))["chroma_ratio"]
+    # As `colorize evaluate` counts it: 40 / 20.1, where a mean of per-crop ratios would give (1 + 200) / 2.
+    assert ratio == pytest.approx(40 / 20.1, rel=1e-3)

@@ -53,9 +53,14 @@ class Validator:
             "auc": [metrics.ab_auc(p, t) for p, t in zip(pred_ab, true_ab)],
             "colourfulness": [metrics.colourfulness(p) for p in rgb],
             "colourfulness_truth": [metrics.colourfulness(t) for t in self.truth],
-            "chroma_ratio": [metrics.chroma_ratio(p, t) for p, t in zip(pred_ab, true_ab)],
         }
-        return {name: _mean(values) for name, values in scores.items()}
+        means = {name: _mean(values) for name, values in scores.items()}
+        # Over the crops' summed chroma, as `colorize evaluate` reports it: a mean of per-crop ratios would
+        # let one nearly gray truth (chroma 0.1) swing it by tens.
+        true_chroma = sum(metrics.mean_chroma(t) for t in true_ab)
+        pred_chroma = sum(metrics.mean_chroma(p) for p in pred_ab)
+        means["chroma_ratio"] = pred_chroma / true_chroma if true_chroma > 0 else float("nan")
+        return means
 
 
 def write_sample_sheet(path, rows, step):
@@ -64,7 +69,6 @@ def write_sample_sheet(path, rows, step):
 
 
 def _mean(values):
-    # Gray truths have no chroma ratio (nan); they are left out of its mean.
     finite = [v for v in values if not np.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
