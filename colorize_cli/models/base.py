@@ -28,6 +28,15 @@ class ColorizationModel(nn.Module):
         """Pretrained parameters that are fine-tuned at a lower learning rate (none by default)."""
         return []
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of an added head that learn at a rate of their own (none by default)."""
+        return []
+
+    def fresh_parts(self) -> tuple[str, ...]:
+        """State-dict prefixes of parts that weights of this model without them may lack: --init-from such
+        weights trains these parts from scratch (none by default)."""
+        return ()
+
 
 def conv_bn_relu(in_channels, out_channels, stride=1, dilation=1, bias=False):
     """3x3 conv + BatchNorm + ReLU, padded to keep the size (divided by stride)."""

@@ -7,12 +7,17 @@ pretrained U-Net generator), or, with `encoder="scratch"`, the seeds' own conv 4
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from colorize_cli.colour.ab_bins import NUM_BINS, annealed_mean
+from colorize_cli.colour.lab import ab_to_unit
 from colorize_cli.models import efficientnet_lite
-from colorize_cli.models.base import ColorizationModel
+from colorize_cli.models.base import ColorizationModel, conv_bn_relu
 
 ENCODERS = ("efficientnet_lite0", "scratch")
+# The class head reads the decoder level at stride 4 (index 2 of the four) through one 3x3 conv this wide.
+CLASS_LEVEL, CLASS_HEAD_WIDTH = 2, 128
 WARMUP_LOSSES = ("l1", "smooth_l1", "l2", "euclidean")
 GAN_PIXEL_LOSSES = ("l1", "euclidean")
 
@@ -25,7 +30,14 @@ class GanConfig:
     depth follows `train_size` down to a 2x2 bottleneck, widths doubling from `base_channels` up to
     `max_channels`; the discriminator (both encoders) uses the same widths and the options starting with
     `disc_`. `warmup_loss` is the generator's loss in the warm-up, `pixel_loss` its loss beside the critic
-    after it (pix2pix: l1; euclidean: the ab distance that AuC measures)."""
+    after it (pix2pix: l1; euclidean: the ab distance that AuC measures).
+
+    `class_head` > 0 adds Zhang et al.'s 313-bin head on the pretrained decoder at stride 4, trained by
+    cross-entropy weighed `class_head` against 100 x the pixel loss, its bins rebalanced by Zhang's
+    `class_rebalance` lambda (1: not rebalanced, 0.5: Zhang's); it learns at `class_head_lr_scale` times
+    the rate (it starts fresh where the rest is fine-tuned). Decoding blends `class_blend` of the head's
+    annealed mean (temperature `class_temperature`) into the regressed ab (set at export; 0: the head is
+    not run)."""
 
     encoder: str = "efficientnet_lite0"
     decoder_channels: tuple = (256, 128, 64, 32)
@@ -41,6 +53,11 @@ class GanConfig:
     dropout_blocks: int = 3
     disc_layers: int = 3
     disc_dropout: float = 0.25
+    class_head: float = 0.0
+    class_rebalance: float = 1.0
+    class_head_lr_scale: float = 10.0
+    class_blend: float = 0.0  # decoding: share of the class head's colour (set at export; 0 while training)
+    class_temperature: float = 0.38
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -68,6 +85,21 @@ class GanConfig:
         for key in ("dropout", "disc_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"gan {key} must be in [0, 1), got {getattr(self, key)}.")
+        if self.class_head < 0 or self.class_head_lr_scale < 0:
+            raise ValueError(
+                f"gan class_head and class_head_lr_scale must be 0 or more, got {self.class_head} and "
+                f"{self.class_head_lr_scale}."
+            )
+        if self.class_head and self.encoder != "efficientnet_lite0":
+            raise ValueError("gan class_head needs the pretrained encoder (encoder=efficientnet_lite0).")
+        if not 0.0 < self.class_rebalance <= 1.0:
+            raise ValueError(f"gan class_rebalance must be in (0, 1], got {self.class_rebalance}.")
+        if not 0.0 <= self.class_blend <= 1.0:
+            raise ValueError(f"gan class_blend must be in [0, 1], got {self.class_blend}.")
+        if self.class_blend and not self.class_head:
+            raise ValueError("gan class_blend needs a class head (class_head > 0) to blend in.")
+        if not self.class_temperature > 0:
+            raise ValueError(f"gan class_temperature must be positive, got {self.class_temperature}.")
         if self.dropout_blocks < 0 or self.disc_layers < 1:
             raise ValueError(
                 f"gan needs dropout_blocks >= 0 and disc_layers >= 1, got {self.dropout_blocks} and "
@@ -171,13 +203,21 @@ class PretrainedUNet(nn.Module):
         # The classifier is not part of the U-Net; keeping it would only weigh on the weights file.
         del self.encoder.head, self.encoder.classifier
         skips = efficientnet_lite.FEATURE_CHANNELS[::-1]  # 320 at stride 32, then 112, 40, 24, 16
-        ups, channels = [], skips[0]
+        ups, channels, widths = [], skips[0], []
         for index, (width, skip) in enumerate(zip(config.decoder_channels, skips[1:], strict=True)):
             ups.append(_up(channels, width, config.dropout if index < config.dropout_blocks else 0.0))
             channels = width + skip
+            widths.append(channels)
         self.up = nn.ModuleList(ups)
+        # Zhang et al. classify at stride 4: the third decoder level's output (with its skip).
+        self.class_head = (
+            nn.Sequential(conv_bn_relu(widths[CLASS_LEVEL], CLASS_HEAD_WIDTH), nn.Conv2d(CLASS_HEAD_WIDTH, NUM_BINS, 1))
+            if config.class_head else None
+        )
         self.out = nn.Sequential(nn.ConvTranspose2d(channels, 2, 4, stride=2, padding=1), nn.Tanh())
         init_he_normal(self.up)
+        if self.class_head is not None:
+            init_he_normal(self.class_head)
         # Pretrained features are large: pix2pix's N(0, 0.02) saturates tanh here (mean |ab| 0.75), while
         # N(0, 0.001) starts near gray and still passes gradients back (zeros would stop them at step 0).
         nn.init.normal_(self.out[0].weight, std=0.001)
@@ -197,11 +237,17 @@ class PretrainedUNet(nn.Module):
         return [p for p in self.encoder.parameters() if p.requires_grad]
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_logits(l_norm, with_logits=False)[0]
+
+    def forward_with_logits(self, l_norm: torch.Tensor, with_logits: bool = True):
+        """(unit ab [B,2,H,W], bin logits [B,313,H/4,W/4] or None when there is no head or none is asked)."""
         features = self.encoder.features(l_norm)
-        x = features.pop()
-        for block in self.up:
+        x, logits = features.pop(), None
+        for level, block in enumerate(self.up):
             x = torch.cat([block(x), features.pop()], dim=1)
-        return self.out(x)
+            if level == CLASS_LEVEL and with_logits and self.class_head is not None:
+                logits = self.class_head(x)
+        return self.out(x), logits
 
 
 class GanGenerator(ColorizationModel):
@@ -236,9 +282,37 @@ class GanGenerator(ColorizationModel):
         size = max(self.config.train_size, base)
         return -(-size // self.size_multiple) * self.size_multiple
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The class head's parameters (none without one): they learn at class_head_lr_scale."""
+        head = getattr(self.unet, "class_head", None)
+        return list(head.parameters()) if head is not None else []
+
+    def fresh_parts(self) -> tuple[str, ...]:
+        """State-dict prefixes that weights of the same model without them may lack (--init-from): the
+        class head, which such a run adds and trains from scratch."""
+        return ("unet.class_head.",) if self.head_parameters() else ()
+
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         """Unit-scale ab [B,2,H,W] from normalised L [B,1,H,W]."""
         return self.unet(l_norm)
+
+    def forward_with_logits(self, l_norm: torch.Tensor):
+        """(unit ab, class-head logits at stride 4 or None): what training with a class head needs."""
+        if isinstance(self.unet, PretrainedUNet):
+            return self.unet.forward_with_logits(l_norm)
+        return self.unet(l_norm), None
+
+    def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """The regressed ab, with `class_blend` of the class head's annealed mean blended in, times chroma_gain."""
+        blend = self.config.class_blend
+        if not blend:
+            return super().predict_ab(l_norm)
+        ab, logits = self.unet.forward_with_logits(l_norm)
+        decoded = annealed_mean(logits.float(), self.config.class_temperature)
+        # The 2 decoded channels are upsampled, not the 313 logits (as the classification model does).
+        decoded = ab_to_unit(F.interpolate(decoded, size=ab.shape[-2:], mode="bilinear", align_corners=False))
+        ab = (1.0 - blend) * ab.float() + blend * decoded
+        return (ab * self.config.chroma_gain).clamp(-1.0, 1.0)
 
 
 def _without_classifier(state: dict) -> dict:

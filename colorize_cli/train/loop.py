@@ -170,7 +170,7 @@ def _train(config, folder, session, resume, processes, log):
     if state is not None and state["model_name"] != config.model:
         raise TrainingError(f"{folder.state} holds a {state['model_name']} checkpoint, not {config.model}")
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=config.amp)
-    needs_prior = recipe_type.uses_ab_prior and state is None
+    needs_prior = recipe_type.needs_ab_prior(model) and state is None
     options = RecipeOptions(
         lr=config.lr, autocast=autocast, warmup_steps=config.warmup_steps, memory_format=memory_format,
         ab_prior=_ab_prior(config, session) if needs_prior else None, lr_scale=_lr_scale(config),
@@ -390,8 +390,12 @@ def run_lineage(run_dir, state):
 
 
 def _load_into(model, state_dict, source, model_name):
+    """Load --init-from weights; parts the model declares fresh (an added head) may be missing from them."""
+    fresh = model.fresh_parts()
+    own = model.state_dict()
+    missing = [key for key in own if key not in state_dict and key.startswith(fresh)] if fresh else []
     try:
-        model.load_state_dict(state_dict)
+        model.load_state_dict({**state_dict, **{key: own[key] for key in missing}})
     except (KeyError, RuntimeError, ValueError) as err:
         raise TrainingError(f"{source} does not fit this {model_name} model ({_first_line(err)})") from None
 

@@ -52,6 +52,18 @@ class RecipeOptions:
     lr_scale: Callable[[int], float] = lambda step: 1.0  # noqa: E731 (step -> factor on every learning rate)
 
 
+def rebalanced_cross_entropy(logits, ab, class_weights):
+    """Zhang et al.'s loss: cross-entropy of bin logits [B,313,h,w] against the soft-encoded unit ab
+    [B,2,H,W] (averaged down to h x w, as they do), each pixel weighed by its nearest bin's class weight."""
+    logits = logits.float()
+    if ab.shape[-2:] != logits.shape[-2:]:
+        ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
+    target = soft_encode(unit_to_ab(ab))
+    pixel_weights = class_weights[target.argmax(dim=1)]
+    cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+    return (pixel_weights * cross_entropy).mean()
+
+
 class Recipe:
     """Adam on one network and a per-pixel loss on unit-scale ab; subclasses change the loss or add a critic."""
 
@@ -68,6 +80,11 @@ class Recipe:
         self.lr, self.warmup_steps, self.lr_scale = options.lr, options.warmup_steps, options.lr_scale
         self.optimizer = torch.optim.Adam(_param_groups(model, options.lr), lr=options.lr, betas=self.betas)
         self._wrap = None
+
+    @classmethod
+    def needs_ab_prior(cls, model: nn.Module) -> bool:
+        """Whether training `model` needs the training data's ab prior (for class rebalancing)."""
+        return cls.uses_ab_prior
 
     def trained_network(self, model: nn.Module) -> nn.Module:
         """The module whose forward gives what `loss` takes (the model itself by default)."""
@@ -94,7 +111,7 @@ class Recipe:
         lr = self.lr * self.lr_scale(step)
         for group in self.optimizer.param_groups:
             if not group.get("encoder"):
-                group["lr"] = lr
+                group["lr"] = lr * group.get("scale", 1.0)
                 continue
             learning = step >= self.warmup_steps
             group["lr"] = lr * self.model.config.encoder_lr_scale if learning else 0.0
@@ -188,15 +205,8 @@ class ClassificationRecipe(Recipe):
         self.class_weights = rebalance_weights(prior.float()).to(device)
 
     def loss(self, logits, batch):
-        logits = logits.float()
         # The net predicts at a reduced size; the targets are averaged down to it (Zhang et al. do too).
-        ab = batch["ab"]
-        if ab.shape[-2:] != logits.shape[-2:]:
-            ab = F.interpolate(ab, size=logits.shape[-2:], mode="area")
-        target = soft_encode(unit_to_ab(ab))
-        pixel_weights = self.class_weights[target.argmax(dim=1)]
-        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
-        return (pixel_weights * cross_entropy).mean(), {}
+        return rebalanced_cross_entropy(logits, batch["ab"], self.class_weights), {}
 
     def state_dict(self):
         return {**super().state_dict(), "class_weights": self.class_weights.cpu()}
@@ -204,6 +214,17 @@ class ClassificationRecipe(Recipe):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.class_weights = state["class_weights"].to(self.class_weights.device)
+
+
+class _WithClassHead(nn.Module):
+    """Makes `forward_with_logits` the forward, so a DDP wrapper sees the class head too."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l_norm):
+        return self.model.forward_with_logits(l_norm)
 
 
 class GanRecipe(Recipe):
@@ -215,13 +236,25 @@ class GanRecipe(Recipe):
 
     summary = (
         "L1 (or the config's warmup_loss) warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 (or the config's pixel_loss) "
-        "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets"
+        "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets; with the config's class_head, + class_head x the "
+        "313-bin cross-entropy of its class head (Zhang et al. 2016)"
     )
     default_lr = 2e-4
     betas = (0.5, 0.999)
 
+    @classmethod
+    def needs_ab_prior(cls, model):
+        return model.config.class_head > 0
+
     def __init__(self, model, options):
         super().__init__(model, options)
+        self.class_head = model.config.class_head
+        self.class_weights = None
+        if self.class_head:
+            # A resumed run loads its weights from the state; the uniform prior is only a placeholder then.
+            prior = options.ab_prior if options.ab_prior is not None else torch.full((313,), 1.0 / 313)
+            weights = rebalance_weights(prior.float(), model.config.class_rebalance)
+            self.class_weights = weights.to(next(model.parameters()).device)
         self.pixel_loss_name = model.config.pixel_loss
         self.pixel_loss = GAN_PIXEL_LOSSES[self.pixel_loss_name]
         device = next(model.parameters()).device
@@ -241,9 +274,25 @@ class GanRecipe(Recipe):
         for group in self.critic_optimizer.param_groups:
             group["lr"] = self.lr * self.lr_scale(step)
 
+    def trained_network(self, model):
+        return _WithClassHead(model) if model.config.class_head else model
+
+    def _split(self, output):
+        """(ab, class logits or None) of the trained network's output."""
+        return output if self.class_head else (output, None)
+
+    def _class_loss(self, logits, batch):
+        return rebalanced_cross_entropy(logits, batch["ab"], self.class_weights)
+
     def loss(self, output, batch):
-        warmup = self.warmup_loss(output.float(), batch["ab"])
-        return warmup, {self.warmup_loss_name: warmup}
+        ab, logits = self._split(output)
+        warmup = self.warmup_loss(ab.float(), batch["ab"])
+        if logits is None:
+            return warmup, {self.warmup_loss_name: warmup}
+        # The same weight against the pixel loss as after the warm-up (there: class_head against 100 x L1).
+        classes = self._class_loss(logits, batch)
+        total = warmup + self.class_head / L1_LAMBDA * classes
+        return total, {self.warmup_loss_name: warmup, "classes": classes}
 
     def step(self, batch, step):
         if step < self.warmup_steps:
@@ -251,13 +300,13 @@ class GanRecipe(Recipe):
         self.schedule(step)
         l_norm, ab = batch["l"], batch["ab"]
         with self.autocast():
-            fake = self.network(l_norm)
+            fake, logits = self._split(self.network(l_norm))
 
         # Critic: real and generated pairs in one forward (as BigGAN does), so each DDP forward has one backward.
         self.critic_optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            logits = self.critic(torch.cat([l_norm, l_norm]), torch.cat([ab, fake.detach()]))
-        real_logits, fake_logits = logits.float().chunk(2)
+            judgements = self.critic(torch.cat([l_norm, l_norm]), torch.cat([ab, fake.detach()]))
+        real_logits, fake_logits = judgements.float().chunk(2)
         critic_loss = 0.5 * (_bce(real_logits, REAL_TARGET) + _bce(fake_logits, FAKE_TARGET))
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -271,22 +320,28 @@ class GanRecipe(Recipe):
         adversarial = _bce(judged.float(), 1.0)
         pixel = self.pixel_loss(fake.float(), ab)
         total = adversarial + L1_LAMBDA * pixel
+        parts = {self.pixel_loss_name: pixel, "adversarial": adversarial, "critic": critic_loss}
+        if logits is not None:
+            parts["classes"] = self._class_loss(logits, batch)
+            total = total + self.class_head * parts["classes"]
         total.backward()
         self.optimizer.step()
-        return {name: value.detach() for name, value in
-                {"loss": total, self.pixel_loss_name: pixel, "adversarial": adversarial, "critic": critic_loss}.items()}
+        return {name: value.detach() for name, value in {"loss": total, **parts}.items()}
 
     def state_dict(self):
         return {
             **super().state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
+            **({"class_weights": self.class_weights.cpu()} if self.class_head else {}),
         }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.discriminator.load_state_dict(state["discriminator"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.class_head:
+            self.class_weights = state["class_weights"].to(self.class_weights.device)
 
     def load_networks(self, state):
         # A fine-tune keeps the trained critic: a fresh one would judge at random and shove the generator.
@@ -312,10 +367,13 @@ def _param_groups(model: nn.Module, lr: float) -> list[dict]:
 
     Frozen parameters stay out, so that an optimizer (and DDP) never waits for their gradients.
     """
-    encoder = model.encoder_parameters()
-    in_encoder = {id(p) for p in encoder}
-    own = [p for p in model.parameters() if p.requires_grad and id(p) not in in_encoder]
+    encoder, head = model.encoder_parameters(), model.head_parameters()
+    apart = {id(p) for p in [*encoder, *head]}
+    own = [p for p in model.parameters() if p.requires_grad and id(p) not in apart]
     groups = [{"params": own, "lr": lr}]
+    if head:
+        scale = model.config.class_head_lr_scale
+        groups.append({"params": head, "lr": lr * scale, "scale": scale})
     if encoder:
         groups.append({"params": encoder, "lr": 0.0, "encoder": True})
     return groups
