@@ -156,15 +156,16 @@ class RegressionRecipe(Recipe):
         self.pixel_loss = PIXEL_LOSSES[model.config.loss]
 
 
-class _WithScene(nn.Module):
-    """Makes `forward_with_scene` the forward, so a DDP wrapper sees the scene head too."""
+class _WithHead(nn.Module):
+    """Makes a model's `method` (forward_with_scene, forward_with_logits) the forward, so that a DDP
+    wrapper sees the extra head too."""
 
-    def __init__(self, model):
+    def __init__(self, model, method):
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
     def forward(self, l_norm):
-        return self.model.forward_with_scene(l_norm)
+        return getattr(self.model, self.method)(l_norm)
 
 
 class AutoencoderRecipe(Recipe):
@@ -173,7 +174,7 @@ class AutoencoderRecipe(Recipe):
     summary = "mean squared error on ab + 1/300 x scene-label cross-entropy when the data has labels (Iizuka et al.), Adam"
 
     def trained_network(self, model):
-        return _WithScene(model)
+        return _WithHead(model, "forward_with_scene")
 
     def loss(self, output, batch):
         ab, scenes = output
@@ -214,17 +215,6 @@ class ClassificationRecipe(Recipe):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.class_weights = state["class_weights"].to(self.class_weights.device)
-
-
-class _WithClassHead(nn.Module):
-    """Makes `forward_with_logits` the forward, so a DDP wrapper sees the class head too."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, l_norm):
-        return self.model.forward_with_logits(l_norm)
 
 
 class GanRecipe(Recipe):
@@ -275,7 +265,7 @@ class GanRecipe(Recipe):
             group["lr"] = self.lr * self.lr_scale(step)
 
     def trained_network(self, model):
-        return _WithClassHead(model) if model.config.class_head else model
+        return _WithHead(model, "forward_with_logits") if model.config.class_head else model
 
     def _split(self, output):
         """(ab, class logits or None) of the trained network's output."""
