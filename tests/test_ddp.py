@@ -65,7 +65,7 @@ def test_gan_replicas_stay_equal_when_the_encoder_starts_learning_after_the_warm
         "--steps", "4", "--warmup-steps", "2", "--batch-size", "2", "--crop-size", "32", "--lr", "1e-3",
         "--no-amp", "--workers", "0", "--save-every", "2", "--val-every", "100", "--device", "cpu",
         "--keep-every", "2", "--config", "decoder_channels=[32,16,16,8]", "--config", "base_channels=8",
-        "--config", "max_channels=32",
+        "--config", "max_channels=32", "--config", "class_head=1",  # the class head's wrapper under DDP too
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
@@ -73,6 +73,9 @@ def test_gan_replicas_stay_equal_when_the_encoder_starts_learning_after_the_warm
 
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["step"] == 4 and state["fingerprints"][0] == state["fingerprints"][1]
+    assert any(key.startswith("unet.class_head.") for key in state["model"])
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("classes" in r for r in logged if r["split"] == "train")
     after_warmup = _encoder_tensors(torch.load(out / "last.pt", weights_only=True)["model"])
     at_warmup_end, _ = load_checkpoint(out / "history" / "step_0000002.safetensors")
     before = _encoder_tensors(at_warmup_end.state_dict())
