@@ -6,7 +6,9 @@ import math
 import torch
 from torch import Tensor
 
-from colorize_cli.colour.lab import rgb_to_lab
+import torch.nn.functional as F
+
+from colorize_cli.colour.lab import ab_to_unit, rgb_to_lab
 
 BIN_WIDTH = 10.0
 NUM_BINS = 313
@@ -90,6 +92,13 @@ def annealed_mean(logits: Tensor, temperature: float = 0.38) -> Tensor:
         raise ValueError(f"temperature must be positive, got {temperature}")
     probs = torch.softmax(logits / temperature, dim=1)
     return torch.einsum("bqhw,qc->bchw", probs, _centers_like(logits))
+
+
+def decode_to_unit(logits: Tensor, temperature: float, size) -> Tensor:
+    """Logits [B, 313, h, w] to unit-scale ab [B, 2, *size]: the annealed mean, then upsampled (the 2
+    decoded channels, far cheaper than the 313 logits, and still in range)."""
+    ab = annealed_mean(logits, temperature)
+    return ab_to_unit(F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False))
 
 
 def ab_histogram(ab: Tensor) -> Tensor:

@@ -15,7 +15,10 @@ class ColorizationModel(nn.Module):
 
     def predict_ab(self, l_norm: torch.Tensor) -> torch.Tensor:
         """Unit-scale ab [B,2,H,W] at the input's size; times the config's `chroma_gain` where it has one."""
-        ab = self(l_norm)
+        return self.with_chroma_gain(self(l_norm))
+
+    def with_chroma_gain(self, ab: torch.Tensor) -> torch.Tensor:
+        """Unit ab times the config's `chroma_gain` (if any), kept within tanh's range."""
         # Regression to the mean leaves L1/MSE predictions duller than the truth; a gain chosen on
         # held-out photos at export undoes that, within tanh's range.
         gain = getattr(self.config, "chroma_gain", 1.0)

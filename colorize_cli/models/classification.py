@@ -3,11 +3,9 @@
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from colorize_cli.colour.ab_bins import NUM_BINS, annealed_mean
-from colorize_cli.colour.lab import ab_to_unit
+from colorize_cli.colour.ab_bins import NUM_BINS, decode_to_unit
 from colorize_cli.models.base import ColorizationModel, conv_bn_relu
 
 
@@ -52,6 +50,5 @@ class ClassificationModel(ColorizationModel):
 
     def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Unit-scale ab at the input's size, decoded by the annealed mean (config temperature by default)."""
-        ab = annealed_mean(self(l_norm), self.config.temperature if temperature is None else temperature)
-        # Upsampling the 2 decoded channels is far cheaper than upsampling 313 logits, and stays in range.
-        return ab_to_unit(F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False))
+        return decode_to_unit(self(l_norm), self.config.temperature if temperature is None else temperature,
+                              l_norm.shape[-2:])

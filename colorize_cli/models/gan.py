@@ -7,11 +7,9 @@ pretrained U-Net generator), or, with `encoder="scratch"`, the seeds' own conv 4
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from colorize_cli.colour.ab_bins import NUM_BINS, annealed_mean
-from colorize_cli.colour.lab import ab_to_unit
+from colorize_cli.colour.ab_bins import NUM_BINS, decode_to_unit
 from colorize_cli.models import efficientnet_lite
 from colorize_cli.models.base import ColorizationModel, conv_bn_relu
 
@@ -308,11 +306,9 @@ class GanGenerator(ColorizationModel):
         if not blend:
             return super().predict_ab(l_norm)
         ab, logits = self.unet.forward_with_logits(l_norm)
-        decoded = annealed_mean(logits.float(), self.config.class_temperature)
-        # The 2 decoded channels are upsampled, not the 313 logits (as the classification model does).
-        decoded = ab_to_unit(F.interpolate(decoded, size=ab.shape[-2:], mode="bilinear", align_corners=False))
-        ab = (1.0 - blend) * ab.float() + blend * decoded
-        return (ab * self.config.chroma_gain).clamp(-1.0, 1.0)
+        decoded = decode_to_unit(logits.float(), self.config.class_temperature, ab.shape[-2:])
+        # Both lie in [-1, 1] (tanh; bin centres within 110 of 128), so their blend does too.
+        return self.with_chroma_gain((1.0 - blend) * ab.float() + blend * decoded)
 
 
 def _without_classifier(state: dict) -> dict:
