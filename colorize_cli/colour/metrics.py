@@ -107,5 +107,11 @@ def mean_chroma(ab):
 
 def chroma_ratio(pred_ab, true_ab):
     """Mean chroma of the prediction over that of the truth: well below 1 means dull or sepia; nan for gray truth."""
-    true = mean_chroma(true_ab)
-    return mean_chroma(pred_ab) / true if true > 0 else float("nan")
+    return pooled_chroma_ratio([mean_chroma(pred_ab)], [mean_chroma(true_ab)])
+
+
+def pooled_chroma_ratio(pred_chromas, true_chromas):
+    """The chroma ratio of a set of images from each one's mean chroma: summed prediction over summed truth,
+    so that one nearly gray truth cannot swing it as a mean of per-image ratios would; nan for gray truths."""
+    true = sum(true_chromas)
+    return sum(pred_chromas) / true if true > 0 else float("nan")

@@ -387,7 +387,6 @@ def _mean(values):
 
 def _summary(name, tally, truths, class_weights):
     scores = list(tally.scores.values())
-    true_chroma = sum(truths[path]["chroma"] for path in tally.scores)
     colourfulness = _mean(score["colourfulness"] for score in scores)
     return MethodSummary(
         name=name,
@@ -400,7 +399,8 @@ def _summary(name, tally, truths, class_weights):
         auc_rebalanced=metrics.curve_auc(metrics.curve_from_histogram(tally.histogram, class_weights)),
         colourfulness=colourfulness,
         delta_colourfulness=abs(colourfulness - _mean(truths[path]["colourfulness"] for path in tally.scores)),
-        chroma_ratio=sum(score["chroma"] for score in scores) / true_chroma if true_chroma > 0 else float("nan"),
+        chroma_ratio=metrics.pooled_chroma_ratio([score["chroma"] for score in scores],
+                                                 [truths[path]["chroma"] for path in tally.scores]),
     )
 
 

@@ -391,9 +391,8 @@ def run_lineage(run_dir, state):
 
 def _load_into(model, state_dict, source, model_name):
     """Load --init-from weights; parts the model declares fresh (an added head) may be missing from them."""
-    fresh = model.fresh_parts()
     own = model.state_dict()
-    missing = [key for key in own if key not in state_dict and key.startswith(fresh)] if fresh else []
+    missing = [key for key in own if key not in state_dict and key.startswith(model.fresh_parts())]
     try:
         model.load_state_dict({**state_dict, **{key: own[key] for key in missing}})
     except (KeyError, RuntimeError, ValueError) as err:

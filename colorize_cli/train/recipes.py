@@ -64,6 +64,13 @@ def rebalanced_cross_entropy(logits, ab, class_weights):
     return (pixel_weights * cross_entropy).mean()
 
 
+def _class_weights(options, device, **rebalance):
+    """Rebalancing weights from the data's ab prior (`rebalance`: rebalance_weights' lam). A resumed run
+    loads them from its state; the uniform prior is only a placeholder then."""
+    prior = options.ab_prior if options.ab_prior is not None else torch.full((313,), 1.0 / 313)
+    return rebalance_weights(prior.float(), **rebalance).to(device)
+
+
 class Recipe:
     """Adam on one network and a per-pixel loss on unit-scale ab; subclasses change the loss or add a critic."""
 
@@ -200,10 +207,7 @@ class ClassificationRecipe(Recipe):
 
     def __init__(self, model, options):
         super().__init__(model, options)
-        device = next(model.parameters()).device
-        # A resumed run loads its weights from the state; the uniform prior is only a placeholder then.
-        prior = options.ab_prior if options.ab_prior is not None else torch.full((313,), 1.0 / 313)
-        self.class_weights = rebalance_weights(prior.float()).to(device)
+        self.class_weights = _class_weights(options, next(model.parameters()).device)
 
     def loss(self, logits, batch):
         # The net predicts at a reduced size; the targets are averaged down to it (Zhang et al. do too).
@@ -239,12 +243,10 @@ class GanRecipe(Recipe):
     def __init__(self, model, options):
         super().__init__(model, options)
         self.class_head = model.config.class_head
-        self.class_weights = None
-        if self.class_head:
-            # A resumed run loads its weights from the state; the uniform prior is only a placeholder then.
-            prior = options.ab_prior if options.ab_prior is not None else torch.full((313,), 1.0 / 313)
-            weights = rebalance_weights(prior.float(), model.config.class_rebalance)
-            self.class_weights = weights.to(next(model.parameters()).device)
+        self.class_weights = (
+            _class_weights(options, next(model.parameters()).device, lam=model.config.class_rebalance)
+            if self.class_head else None
+        )
         self.pixel_loss_name = model.config.pixel_loss
         self.pixel_loss = GAN_PIXEL_LOSSES[self.pixel_loss_name]
         device = next(model.parameters()).device

@@ -55,11 +55,9 @@ class Validator:
             "colourfulness_truth": [metrics.colourfulness(t) for t in self.truth],
         }
         means = {name: _mean(values) for name, values in scores.items()}
-        # Over the crops' summed chroma, as `colorize evaluate` reports it: a mean of per-crop ratios would
-        # let one nearly gray truth (chroma 0.1) swing it by tens.
-        true_chroma = sum(metrics.mean_chroma(t) for t in true_ab)
-        pred_chroma = sum(metrics.mean_chroma(p) for p in pred_ab)
-        means["chroma_ratio"] = pred_chroma / true_chroma if true_chroma > 0 else float("nan")
+        # As `colorize evaluate` reports it (a mean of per-crop ratios swung to 14 on one nearly gray crop).
+        means["chroma_ratio"] = metrics.pooled_chroma_ratio(map(metrics.mean_chroma, pred_ab),
+                                                            map(metrics.mean_chroma, true_ab))
         return means
 
 
