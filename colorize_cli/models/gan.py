@@ -35,7 +35,11 @@ class GanConfig:
     `class_rebalance` lambda (1: not rebalanced, 0.5: Zhang's); it learns at `class_head_lr_scale` times
     the rate (it starts fresh where the rest is fine-tuned). Decoding blends `class_blend` of the head's
     annealed mean (temperature `class_temperature`) into the regressed ab (set at export; 0: the head is
-    not run)."""
+    not run).
+
+    `feature_loss` > 0 adds, weighed that much against 100 x the pixel loss, the feature loss of a frozen
+    ImageNet classifier that sees the coloured and the true photo (Johnson et al.; a training option
+    only: the classifier is not part of the generator)."""
 
     encoder: str = "efficientnet_lite0"
     decoder_channels: tuple = (256, 128, 64, 32)
@@ -56,6 +60,7 @@ class GanConfig:
     class_head_lr_scale: float = 10.0
     class_blend: float = 0.0  # decoding: share of the class head's colour (set at export; 0 while training)
     class_temperature: float = 0.38
+    feature_loss: float = 0.0
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -90,6 +95,8 @@ class GanConfig:
             )
         if self.class_head and self.encoder != "efficientnet_lite0":
             raise ValueError("gan class_head needs the pretrained encoder (encoder=efficientnet_lite0).")
+        if self.feature_loss < 0:
+            raise ValueError(f"gan feature_loss must be 0 or more, got {self.feature_loss}.")
         if not 0.0 < self.class_rebalance <= 1.0:
             raise ValueError(f"gan class_rebalance must be in (0, 1], got {self.class_rebalance}.")
         if not 0.0 <= self.class_blend <= 1.0:

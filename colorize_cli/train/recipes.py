@@ -15,6 +15,7 @@ from torch import nn
 from colorize_cli.colour.ab_bins import rebalance_weights, soft_encode
 from colorize_cli.colour.lab import unit_to_ab
 from colorize_cli.models.gan import PatchDiscriminator
+from colorize_cli.train.feature_loss import ColourFeatureLoss
 
 # Squared unit-scale ab below which the Euclidean loss's gradient is damped (about 0.1 ab units), so
 # that the root stays differentiable at zero error.
@@ -231,7 +232,8 @@ class GanRecipe(Recipe):
     summary = (
         "L1 (or the config's warmup_loss) warm-up of the generator, then BCE against a patch discriminator (targets 0.9 / 0.1) + 100 x L1 (or the config's pixel_loss) "
         "(pix2pix, seed 000 §IV), Adam beta1 0.5 for both nets; with the config's class_head, + class_head x the "
-        "313-bin cross-entropy of its class head (Zhang et al. 2016)"
+        "313-bin cross-entropy of its class head (Zhang et al. 2016); with the config's feature_loss, + feature_loss x "
+        "the feature distance of the coloured and the true photo in a frozen ImageNet EfficientNet-Lite0 (Johnson et al. 2016)"
     )
     default_lr = 2e-4
     betas = (0.5, 0.999)
@@ -255,6 +257,10 @@ class GanRecipe(Recipe):
         self.critic_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr, betas=self.betas)
         self.warmup_loss_name = model.config.warmup_loss
         self.warmup_loss = WARMUP_LOSSES[self.warmup_loss_name]
+        self.feature_weight = model.config.feature_loss
+        self.feature_loss = (
+            ColourFeatureLoss().to(device, memory_format=options.memory_format) if self.feature_weight else None
+        )
 
     def distribute(self, wrap):
         super().distribute(wrap)
@@ -276,15 +282,24 @@ class GanRecipe(Recipe):
     def _class_loss(self, logits, batch):
         return rebalanced_cross_entropy(logits, batch["ab"], self.class_weights)
 
+    def _extra_losses(self, ab, logits, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The class head's and the feature loss (those configured), weighed against 100 x the pixel loss."""
+        total, parts = 0.0, {}
+        if logits is not None:
+            parts["classes"] = self._class_loss(logits, batch)
+            total = total + self.class_head * parts["classes"]
+        if self.feature_loss is not None:
+            with self.autocast():
+                parts["features"] = self.feature_loss(batch["l"], ab, batch["ab"])
+            total = total + self.feature_weight * parts["features"]
+        return total, parts
+
     def loss(self, output, batch):
         ab, logits = self._split(output)
         warmup = self.warmup_loss(ab.float(), batch["ab"])
-        if logits is None:
-            return warmup, {self.warmup_loss_name: warmup}
-        # The same weight against the pixel loss as after the warm-up (there: class_head against 100 x L1).
-        classes = self._class_loss(logits, batch)
-        total = warmup + self.class_head / L1_LAMBDA * classes
-        return total, {self.warmup_loss_name: warmup, "classes": classes}
+        # The same weights against the pixel loss as after the warm-up (there: against 100 x L1).
+        extra, parts = self._extra_losses(ab, logits, batch)
+        return warmup + extra / L1_LAMBDA, {self.warmup_loss_name: warmup, **parts}
 
     def step(self, batch, step):
         if step < self.warmup_steps:
@@ -312,10 +327,9 @@ class GanRecipe(Recipe):
         adversarial = _bce(judged.float(), 1.0)
         pixel = self.pixel_loss(fake.float(), ab)
         total = adversarial + L1_LAMBDA * pixel
-        parts = {self.pixel_loss_name: pixel, "adversarial": adversarial, "critic": critic_loss}
-        if logits is not None:
-            parts["classes"] = self._class_loss(logits, batch)
-            total = total + self.class_head * parts["classes"]
+        extra, extra_parts = self._extra_losses(fake, logits, batch)
+        total = total + extra
+        parts = {self.pixel_loss_name: pixel, "adversarial": adversarial, "critic": critic_loss, **extra_parts}
         total.backward()
         self.optimizer.step()
         return {name: value.detach() for name, value in {"loss": total, **parts}.items()}
