@@ -374,6 +374,22 @@ def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_pa
     assert "Unknown config key" in _one_line_error(result)
 
 
+def test_old_film_share_is_recorded_in_the_run_and_its_card(photos, tmp_path):
+    run = tmp_path / "cnn"
+    train(tiny_config("cnn", photos, steps=2, save_every=2, old_film=0.5), run, session=quiet(), log=lambda line: None)
+    assert json.loads((run / "run.json").read_text())["old_film"] == 0.5
+    weights = tmp_path / "w" / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights)])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    assert "50% of them given the lightness an old red-blind emulsion records" in card
+    assert "--old-film 0.5" in card.split("## Reproduce")[1]
+    with pytest.raises(TrainingError, match="old_film must be a share"):
+        tiny_config("cnn", photos, old_film=1.5)
+    result = CliRunner().invoke(cli, ["train", "--data", str(photos), "--out", str(tmp_path / "x"), "--old-film", "2"])
+    assert result.exit_code != 0 and "--old-film" in result.output
+
+
 def test_keep_every_keeps_a_history_that_export_chooses_a_step_from(photos, tmp_path):
     run = tmp_path / "cnn"
     # save_every does not divide keep_every's steps: kept steps are saved anyway.

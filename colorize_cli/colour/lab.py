@@ -13,6 +13,7 @@ _XYZ_FROM_RGB = torch.tensor(
     dtype=torch.float64,
 )
 _RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
+LUMINANCE_WEIGHTS = tuple(_XYZ_FROM_RGB[1].tolist())  # the Y row: L is the lightness of this sum
 _WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
 # CIE's (6/29)^3, 1/(3 (6/29)^2) and 6/29, rounded as skimage rounds them.
 _F_EPS, _F_SLOPE, _F_INV_EPS = 0.008856, 7.787, 0.2068966
@@ -63,6 +64,16 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
 def rgb_to_l(rgb: Tensor) -> Tensor:
     """Lightness L in [0, 100] of sRGB pixels, shape [..., 1, H, W]."""
     return rgb_to_lab(rgb)[..., :1, :, :]
+
+
+def weighted_lightness(rgb: Tensor, weights: Tensor) -> Tensor:
+    """L in [0, 100], shape [..., 1, H, W], of the luminance `weights` . linear RGB (weights summing to 1).
+
+    LUMINANCE_WEIGHTS give rgb_to_l; other weights give the lightness a film of another colour
+    sensitivity records (train/old_film.py).
+    """
+    y = torch.einsum("c,...chw->...hw", weights.to(rgb), _srgb_to_linear(rgb)).unsqueeze(-3)
+    return 116 * _lab_f(y) - 16
 
 
 def gray_to_l(y: Tensor) -> Tensor:

@@ -16,11 +16,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from colorize_cli.colour.lab import ab_to_unit, normalize_l, rgb_to_lab
+from colorize_cli.colour.lab import ab_to_unit, normalize_l, rgb_to_lab, weighted_lightness
 from colorize_cli.prep.photo import PhotoError, PhotoOptions, decode_photo
 from colorize_cli.prep.pipeline import FORMAT
 from colorize_cli.prep.sources import SourceOptions, SourceTally, iter_items
 from colorize_cli.prep.splits import content_hash, split_for
+from colorize_cli.train.old_film import emulsion_weights
 
 SPLITS = ("train", "val")
 SCAN_SIDE = 32  # decode size when checking a plain folder's files: JPEGs decode at 1/8 scale, fast
@@ -95,11 +96,17 @@ class PhotoCrops(Dataset):
     context at its working scale, as it colours whole photos, not only from close-ups of their middles.
     Random draws come from a generator seeded by `seed` and the process's torch seed, so they are
     reproducible under torch.manual_seed and differ between DataLoader workers.
+    With `old_film` > 0 that share of random crops gets as input the lightness an old emulsion of
+    random colour sensitivity would record (train/old_film.py); the target ab stays the photo's.
     """
 
-    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0, folders=None):
+    def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0, folders=None,
+                 old_film=0.0):
         if zoom_out < 1:
             raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
+        if not 0 <= old_film <= 1:
+            raise DatasetError(f"old_film must be a share in [0, 1], got {old_film}")
+        self.old_film = old_film
         self.store, self.labels = store, labels
         # Each photo's top folder under its source ("caltech101"), for --balance-folders; "" at the top.
         self.folders = list(folders) if folders is not None else [""] * len(store)
@@ -144,7 +151,11 @@ class PhotoCrops(Dataset):
     def __getitem__(self, i):
         rgb = torch.from_numpy(self._crop(self.store.pixels(i))).permute(2, 0, 1).float() / 255
         lab = rgb_to_lab(rgb)
-        return {"l": normalize_l(lab[:1]), "ab": ab_to_unit(lab[1:]), "label": int(self.labels[i])}
+        lightness = lab[:1]
+        # Drawn only when asked, so that runs without it keep their random sequence.
+        if self.augment and self.old_film and torch.rand((), generator=self._generator()) < self.old_film:
+            lightness = weighted_lightness(rgb, emulsion_weights(self._generator()))
+        return {"l": normalize_l(lightness), "ab": ab_to_unit(lab[1:]), "label": int(self.labels[i])}
 
 
 def _check_split(split):
@@ -214,7 +225,7 @@ def _require_dir(path):
         raise DatasetError(f"{path}: no such folder")
 
 
-def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0):
+def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0, old_film=0.0):
     """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops."""
     _check_split(split)
     _require_dir(path)
@@ -229,7 +240,7 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
         folders = [top_folder(os.path.relpath(file, path)) for file in splits[split]]
     return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
-                      zoom_out=zoom_out, folders=folders)
+                      zoom_out=zoom_out, folders=folders, old_film=old_film)
 
 
 def dataset_summary(path):

@@ -123,6 +123,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         f"random {config.crop_size} px crops"
         + (f" of squares up to {config.zoom_out:g}x that side, shrunk to it," if config.zoom_out > 1 else "")
         + f" with flips, Adam lr {config.lr:g}, seed {config.seed}"
+        + (f", {config.old_film:.0%} of them given the lightness an old red-blind emulsion records"
+           if config.old_film else "")
         + (f", top folders drawn in proportion to their photos ** {1 - config.balance_folders:g}"
            if config.balance_folders else "")
         + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else "")
@@ -192,6 +194,7 @@ def _reproduce(config):
         f"colorize train --model {config.model} --data {data_name(config.data)} --steps {config.steps} "
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --zoom-out {config.zoom_out:g}" if config.zoom_out > 1 else "")
+        + (f" --old-film {config.old_film:g}" if config.old_film else "")
         + (f" --balance-folders {config.balance_folders:g}" if config.balance_folders else "")
         + (f" --init-from {config.init_from}" if config.init_from else "")
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
