@@ -132,12 +132,13 @@ def test_alpha_is_composited_on_white(tmp_path):
     assert np.allclose(read_image(tmp_path / "p.png").pixels, [[50 / 255, 1]])
 
 
-def test_cmyk_jpeg_becomes_rgb_and_drops_its_cmyk_profile(tmp_path):
+def test_cmyk_jpeg_becomes_rgb_and_says_it_drops_its_cmyk_profile(tmp_path):
     cmyk_icc = SRGB_ICC[:16] + b"CMYK" + SRGB_ICC[20:]
     cmyk = Image.fromarray(RNG.integers(0, 256, (8, 6, 4), dtype=np.uint8), "CMYK")
     cmyk.save(tmp_path / "c.jpg", icc_profile=cmyk_icc)
 
-    photo = read_image(tmp_path / "c.jpg")
+    with pytest.warns(UserWarning, match="c.jpg: its CMYK ICC profile is not applied"):
+        photo = read_image(tmp_path / "c.jpg")
 
     pillow_rgb = opened(tmp_path / "c.jpg", lambda im: np.asarray(im.convert("RGB")))
     assert photo.pixels.shape == (8, 6, 3) and photo.icc_profile is None
@@ -304,6 +305,39 @@ def test_orientation_puts_pixels_in_place(tmp_path, orientation, turn):
         assert np.array_equal(pixels, turn(gray) / 255)
     # 90 degrees clockwise moves the top-left corner to the top-right, counter-clockwise to the bottom-left
     assert turn(gray)[(0, -1) if orientation == 6 else (-1, 0)] == 255
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"], ids=["raw", "lzw"])
+def test_palette_and_cmyk_tiffs_are_turned_like_a_png_of_the_same_pixels(tmp_path, orientation, compression):
+    # Pillow 13 scrambles raw palette and CMYK TIFFs under orientations 5-8: tifffile reads them instead.
+    rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    exif = exif_with(Orientation=orientation)
+    options = {"compression": compression} if compression else {}
+    sources = {
+        "gray_palette": Image.fromarray(rgb[..., 0]).convert("P"),
+        "colour_palette": Image.fromarray(rgb).quantize(8),
+        "cmyk": Image.fromarray(RNG.integers(0, 256, (4, 6, 4), dtype=np.uint8), "CMYK"),
+    }
+    for name, source in sources.items():
+        source.save(tmp_path / f"{name}.tif", exif=exif, **options)
+        source.convert("L" if name == "gray_palette" else "RGB").save(tmp_path / f"{name}.png", exif=exif)
+
+        turned, reference = read_image(tmp_path / f"{name}.tif"), read_image(tmp_path / f"{name}.png")
+
+        assert turned.pixels.shape == reference.pixels.shape, name
+        assert np.array_equal(turned.pixels, reference.pixels), name
+        assert turned.bit_depth == 8 and exif_of(turned.exif)[274] == 1
+
+
+def test_cmyk_tiff_says_that_its_cmyk_profile_is_not_applied(tmp_path):
+    cmyk_icc = SRGB_ICC[:16] + b"CMYK" + SRGB_ICC[20:]
+    Image.fromarray(RNG.integers(0, 256, (4, 6, 4), dtype=np.uint8), "CMYK").save(tmp_path / "c.tif", icc_profile=cmyk_icc)
+
+    with pytest.warns(UserWarning, match="c.tif: its CMYK ICC profile is not applied"):
+        photo = read_image(tmp_path / "c.tif")
+
+    assert photo.icc_profile is None and photo.pixels.shape == (4, 6, 3)
 
 
 def test_tiff_exif_keeps_the_photo_tags_only(tmp_path):

@@ -1,15 +1,17 @@
 """Photo files in and out: pixels as float arrays, upright, in sRGB, with their EXIF and ICC profile carried along.
 
 Reading: any file Pillow opens (the first frame of GIF/WebP/TIFF, with a warning when there are more).
-Gray and RGB TIFFs of 1, 8, 16, 32 or 64 bits go through tifffile, with every codec of imagecodecs (LZW,
-deflate, JPEG, ZSTD, CCITT...); 16-bit PNGs go through imagecodecs' libpng: both keep 16 bits, which Pillow
-cannot for colour. Other TIFFs (palette, CMYK, YCbCr) go through Pillow. What each file becomes:
+Gray, RGB, palette and CMYK TIFFs go through tifffile, with every codec of imagecodecs (LZW, deflate, JPEG,
+ZSTD, CCITT...); 16-bit PNGs go through imagecodecs' libpng: both keep 16 bits, which Pillow cannot for colour
+(and Pillow 13 scrambles raw palette and CMYK TIFFs turned by EXIF 5-8). Other TIFFs (YCbCr) go through
+Pillow. What each file becomes:
   1, L, gray palette, I;16*, I, F, gray TIFF  -> gray (H, W); I;16 and deeper -> bit_depth 16
-  RGB, colour palette, CMYK, YCbCr, RGB TIFF  -> colour (H, W, 3); CMYK by Pillow's plain formula
+  RGB, colour palette, CMYK, YCbCr, RGB TIFF  -> colour (H, W, 3); CMYK by Pillow's plain formula (its ICC
+                                                profile not applied, with a warning)
   any alpha (LA, RGBA, PA, palette or PNG transparency, TIFF alpha) -> composited on white
   miniswhite TIFF -> inverted to the usual black-is-0; floats are taken as [0, 1] and clipped
   colour under an RGB profile other than sRGB (Adobe RGB, ProPhoto...) -> converted to sRGB (profiles.py)
-Limits: 16-bit palette, CMYK and YCbCr TIFFs are read at 8 bits (Pillow's), with a warning. Float colour
+Limits: 16-bit YCbCr TIFFs are read at 8 bits (Pillow's), with a warning. Float colour
 TIFFs are refused (Pillow cannot parse their header). An ICC profile is returned only when it describes
 the returned pixels (a CMYK profile is dropped with the conversion to RGB, a converted photo gets sRGB's).
 """
@@ -192,6 +194,9 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
         raise ImageReadError(path, f"error while decompressing data: {err}") from err
     colour = gray_in_colour or samples.shape[2] >= 3  # as stored: its RGB profile still describes the output
     if icc is not None and profiles.colour_space(icc) != (b"RGB " if colour else b"GRAY"):
+        if profiles.colour_space(icc) == b"CMYK":  # LittleCMS could apply it; we have no ink profile to test with
+            warnings.warn(f"{path}: its CMYK ICC profile is not applied; CMYK becomes RGB by the plain formula",
+                          stacklevel=3)
         icc = None
     if colour and icc is not None and not gray_in_colour:  # (_gray_jpeg took only sRGB profiles)
         samples, icc = _in_srgb(path, samples, icc)
@@ -384,6 +389,10 @@ def _samples(path: str | os.PathLike, im: Image.Image) -> tuple[np.ndarray, bool
             stored_bits = page.bitspersample
             if stored_bits in _TIFF_BITS and page.photometric in _TIFF_COLOUR_CHANNELS:
                 return _tiff_samples(page)
+            if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.samplesperpixel == 1 and stored_bits <= 16:
+                return _tiff_palette_samples(page), False
+            if _is_tiff_cmyk(page):
+                return _tiff_cmyk_samples(page)
     samples = _pillow_samples(im)
     if stored_bits > 8 and samples.dtype == np.uint8:
         message = f"{path}: this {stored_bits}-bit {im.format} is read with 8 bits per channel (Pillow's limit)"
@@ -406,6 +415,41 @@ def _tiff_samples(page: tifffile.TiffPage) -> tuple[np.ndarray, bool]:
         samples = samples.copy()
         samples[..., 0] = top - samples[..., 0]
     return samples, has_alpha and page.extrasamples[0] == tifffile.EXTRASAMPLE.ASSOCALPHA
+
+
+def _tiff_palette_samples(page: tifffile.TiffPage) -> np.ndarray:
+    """A palette TIFF's colours (H, W, 1 or 3): gray where the palette is, 16-bit where the indices are deeper
+    than 8 bits (an 8-bit palette's 16-bit entries are cut to 8 bits, as Pillow does)."""
+    indices = page.asarray()
+    colormap = page.colormap
+    if indices.dtype == bool:
+        indices = indices.astype(np.uint8)
+    if page.bitspersample <= 8:
+        colormap = (colormap >> 8).astype(np.uint8)
+    colormap = colormap.T  # (entries, 3)
+    if (colormap == colormap[:, :1]).all():
+        colormap = colormap[:, :1]
+    return colormap[np.minimum(indices, len(colormap) - 1)]
+
+
+def _is_tiff_cmyk(page: tifffile.TiffPage) -> bool:
+    inkset = page.tags.valueof("InkSet", 1)
+    return (page.photometric == tifffile.PHOTOMETRIC.SEPARATED and inkset == 1 and page.samplesperpixel >= 4
+            and page.bitspersample in (8, 16))
+
+
+def _tiff_cmyk_samples(page: tifffile.TiffPage) -> tuple[np.ndarray, bool]:
+    """A CMYK TIFF as RGB (H, W, 3, or 4 with alpha) by Pillow's plain formula, R = (1 - C)(1 - K), at the
+    file's 8 or 16 bits."""
+    samples = np.moveaxis(page.asarray(), page.axes.index("S"), -1)
+    top = np.iinfo(samples.dtype).max
+    ink = samples[..., :4].astype(np.uint32)
+    white = (top - ink[..., 3:4])
+    rgb = ((top - ink[..., :3]) * white + top // 2) // top
+    has_alpha = bool(page.extrasamples) and page.extrasamples[0] in _TIFF_ALPHAS and samples.shape[-1] > 4
+    if has_alpha:
+        rgb = np.concatenate([rgb, samples[..., 4:5]], axis=-1)
+    return rgb.astype(samples.dtype), has_alpha and page.extrasamples[0] == tifffile.EXTRASAMPLE.ASSOCALPHA
 
 
 def _pillow_samples(im: Image.Image) -> np.ndarray:
