@@ -156,9 +156,9 @@ def test_saturation_scales_chroma(photo_tree, cnn_checkpoint, tmp_path):
 def test_diagnostics_panel_and_sidecar(photo_tree, cnn_checkpoint, tmp_path):
     out = tmp_path / "out"
     assert run(photo_tree, "-o", out, "--model", cnn_checkpoint, "--diagnostics").exit_code == 0
-    with Image.open(out / "sub" / "cat.diagnostics.png") as panel:
+    with Image.open(out / "sub" / "cat.png.diagnostics.png") as panel:
         assert panel.height == 256 and panel.width == 4 * round(128 * 256 / 96)
-    sidecar = json.loads((out / "sub" / "cat.diagnostics.json").read_text())
+    sidecar = json.loads((out / "sub" / "cat.png.diagnostics.json").read_text())
     assert sidecar["model"] == "cnn" and len(sidecar["checkpoint_sha256"]) == 64
     assert sidecar["render_size"] == 256 and sidecar["mean_chroma"] >= 0 and sidecar["colourfulness"] >= 0
     assert {"read", "network", "colour"} <= set(sidecar["timings_seconds"])

@@ -57,10 +57,56 @@ def test_refuses_output_inside_input_and_over_an_input(tmp_path):
         plan_jobs([photos], photos / "colour")
     with pytest.raises(InputError, match="inside input folder"):
         plan_jobs([photos], photos)
-    with pytest.raises(InputError, match="is an input file"):
+    with pytest.raises(InputError, match="is inside the output folder"):
         plan_jobs([photos / "sub" / "deeper" / "c.tif"], photos / "sub" / "deeper")
     [missing] = plan_jobs([tmp_path / "missing"], tmp_path / "out")
     assert (missing.source, missing.error) == (tmp_path / "missing", "no such file or folder")
+
+
+def test_refuses_an_output_folder_that_holds_a_loose_input_file(tmp_path):
+    photos = _tree(tmp_path / "photos")
+    with pytest.raises(InputError, match="a.jpg is inside the output folder"):
+        plan_jobs([photos / "a.jpg"], photos, "png")  # a.png would land among the originals
+    with pytest.raises(InputError, match="b.PNG is inside the output folder"):
+        plan_jobs([photos / "a.jpg", photos / "sub" / "b.PNG"], photos / "sub")
+    assert len(plan_jobs([photos / "a.jpg"], photos / "colour")) == 1  # a new folder beside it is fine
+
+
+def test_listed_files_inside_the_output_folder_are_skipped_and_the_layout_kept(tmp_path):
+    photos = _tree(tmp_path / "photos")
+    out = photos / "out"
+    first = plan_jobs([photos / "sub" / "b.PNG"], out)
+    (out / "b.png").parent.mkdir(parents=True)
+    (out / "b.png").write_bytes(b"x")  # the first run's result, named by a second `find`
+
+    with pytest.warns(UserWarning, match="skipping 1 listed file.*results of an earlier run"):
+        again = plan_jobs([photos / "sub" / "b.PNG", out / "b.png"], out)
+
+    assert [(job.source, job.output) for job in again] == [(job.source, job.output) for job in first]
+    (out / "stray.jpg").write_bytes(b"x")  # not a result of this plan: the output folder is the wrong one
+    with pytest.raises(InputError, match="stray.jpg is inside the output folder"):
+        plan_jobs([photos / "sub" / "b.PNG", out / "b.png", out / "stray.jpg"], out)
+
+
+def test_diagnostics_sidecars_take_part_in_the_collision_check(tmp_path):
+    from colorize_cli.colorize.diagnostics import diagnostics_paths
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "a.jpg"):
+        (photos / name).write_bytes(b"x")
+    jobs = plan_jobs([photos], tmp_path / "out", sidecars=diagnostics_paths)
+    panels = {diagnostics_paths(job.output)[0].name for job in jobs}
+    assert panels == {"a.png.diagnostics.png", "a.jpg.diagnostics.png"}
+
+    (photos / "a.jpg.diagnostics.png").write_bytes(b"x")  # its result is a.png's panel
+    with pytest.raises(InputError, match="would both be written to"):
+        plan_jobs([photos], tmp_path / "out", sidecars=diagnostics_paths)
+    assert len(plan_jobs([photos], tmp_path / "out")) == 3  # without diagnostics nothing collides
+
+
+def test_the_root_folder_has_no_default_output_folder():
+    with pytest.raises(InputError, match="choose one with -o"):
+        default_output_dir([Path("/")])
 
 
 def test_symlink_loops_are_not_followed(tmp_path):

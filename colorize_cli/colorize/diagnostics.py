@@ -17,8 +17,9 @@ CHANNEL_VIEW_L = 70.0
 
 
 def diagnostics_paths(output):
-    """(panel PNG, JSON sidecar) written next to an output file."""
-    return output.with_name(output.stem + ".diagnostics.png"), output.with_name(output.stem + ".diagnostics.json")
+    """(panel PNG, JSON sidecar) written next to an output file, named after its whole name: a.png's and
+    a.jpg's must not overwrite each other."""
+    return output.with_name(output.name + ".diagnostics.png"), output.with_name(output.name + ".diagnostics.json")
 
 
 def _panel_tiles(L, low, rgb):

@@ -9,6 +9,7 @@ import click
 
 from colorize_cli.colorize.batch import BatchOptions, run_batch
 from colorize_cli.colorize.colorizer import DEFAULT_MODEL, Colorizer
+from colorize_cli.colorize.diagnostics import diagnostics_paths
 from colorize_cli.commands.common import device_option, precision_option, user_errors
 from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.models.inference_tuning import PrecisionError
@@ -51,7 +52,7 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @click.option("--format", "output_format", type=click.Choice(["same", "jpg", "png", "tif"]), default="same", show_default=True, help="Output format; same keeps JPEG/PNG/TIFF, others become PNG. 16-bit inputs give 16 bits per channel in TIFF and PNG (48-bit RGB); JPEG holds 8.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
-@click.option("--diagnostics", is_flag=True, help="Also write <name>.diagnostics.png (L, a, b, result) and <name>.diagnostics.json.")
+@click.option("--diagnostics", is_flag=True, help="Also write <output name>.diagnostics.png (L, a, b, result) and .diagnostics.json beside each output.")
 @click.option("--shard", help="K/N: process only the K-th of N deterministic parts of the inputs.")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Images of the same size that go through the network together, on the main thread while the workers read and write (helps on GPUs).")
 @click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True, help="Worker threads; at --batch-size 1 each takes one image from file to file (torch single-threaded on CPU). Default: one per core, at most 4 (each holds an image: ~0.3 GB at 24 MP).")
@@ -74,7 +75,8 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
     paths = list(inputs) + (read_path_list(files_from) if files_from else [])
     if not paths:
         raise click.UsageError("give at least one file or folder, or --files-from")
-    jobs = plan_jobs(paths, out_dir or default_output_dir(paths), output_format)
+    jobs = plan_jobs(paths, out_dir or default_output_dir(paths), output_format,
+                     sidecars=diagnostics_paths if diagnostics else lambda output: ())
     if shard:
         index, count = parse_shard(shard)
         jobs = [job for job in jobs if in_shard(job, index, count)]

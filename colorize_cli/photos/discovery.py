@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +56,19 @@ def default_output_dir(inputs):
     """`<input>_colorized` beside the (first) input folder; for a file, beside its folder."""
     first = Path(inputs[0]).resolve()
     base = first if first.is_dir() else first.parent
+    if not base.name:  # the root folder has nothing beside it
+        raise InputError(f"{base} has no folder beside it for the results; choose one with -o")
     return base.with_name(base.name + "_colorized")
 
 
-def plan_jobs(inputs, out_dir, output_format="same"):
-    """Jobs mirroring each input's tree under out_dir (several inputs each get a subfolder)."""
+def plan_jobs(inputs, out_dir, output_format="same", sidecars=lambda output: ()):
+    """Jobs mirroring each input's tree under out_dir (several inputs each get a subfolder).
+
+    `sidecars(output)` names the other files written beside an output (diagnostics): no two jobs may share
+    any of them either.
+    """
     out_dir = Path(out_dir)
+    inputs, inside = _split_by_output(out_dir, inputs)
     roots, missing = _input_roots(inputs)
     several = len(roots) > 1
     # A path that vanished between `find` and now is one bad file, as in cp and rsync: reported, not fatal.
@@ -72,17 +80,36 @@ def plan_jobs(inputs, out_dir, output_format="same"):
         for source in files:
             relative = prefix / source.relative_to(root)
             output = out_dir / relative.with_suffix(output_suffix(source, output_format))
-            if output in seen:
-                raise InputError(f"{source} and {seen[output]} would both be written to {output}")
-            seen[output] = source
+            for written in (output, *sidecars(output)):
+                if written in seen:
+                    raise InputError(f"{source} and {seen[written]} would both be written to {written}")
+                seen[written] = source
             jobs.append(Job(source=source, relative=relative, output=output))
         for err in unlisted:  # reported as failed jobs: the rest of the tree is still done
             folder = Path(err.filename)
             relative = prefix / folder.relative_to(root)
             error = f"cannot list this folder ({err.strerror or err})"
             jobs.append(Job(source=folder, relative=relative, output=out_dir / relative, error=error))
-    check_output_dir(out_dir, inputs, jobs)
+    _drop_own_results(out_dir, inside, jobs, sidecars)
+    check_output_dir(out_dir, inputs, jobs, sidecars)
     return jobs
+
+
+def _split_by_output(out_dir, inputs):
+    """(inputs outside out_dir, files listed inside it): a `find` list run again names the last results too."""
+    out_resolved = _real_path(out_dir)
+    inside = [item for item in map(Path, inputs) if not item.is_dir() and out_resolved in _real_path(item).parents]
+    return [item for item in map(Path, inputs) if item not in inside], inside
+
+
+def _drop_own_results(out_dir, inside, jobs, sidecars):
+    """Quietly pass over listed files that are this plan's own results; refuse any other file in out_dir."""
+    results = {_real_path(written) for job in jobs for written in (job.output, *sidecars(job.output))}
+    for item in inside:
+        if _real_path(item) not in results:
+            raise InputError(f"input file {item} is inside the output folder {out_dir}; choose another -o")
+    if inside:
+        warnings.warn(f"skipping {len(inside)} listed file(s) in {out_dir}: results of an earlier run", stacklevel=3)
 
 
 def _input_roots(inputs):
@@ -110,8 +137,8 @@ def output_suffix(source, output_format):
     return OUTPUT_SUFFIXES[output_format]
 
 
-def check_output_dir(out_dir, inputs, jobs):
-    """Refuse an output folder inside an input folder, or any output that is an input file."""
+def check_output_dir(out_dir, inputs, jobs, sidecars=lambda output: ()):
+    """Refuse an output folder inside an input folder, or any output (or sidecar) that is an input file."""
     out_resolved = _real_path(out_dir)
     for item in map(Path, inputs):
         resolved = _real_path(item)
@@ -119,8 +146,9 @@ def check_output_dir(out_dir, inputs, jobs):
             raise InputError(f"output folder {out_dir} is inside input folder {item}; choose another -o")
     sources = {_real_path(job.source) for job in jobs}
     for job in jobs:
-        if _real_path(job.output) in sources:
-            raise InputError(f"{job.output} is an input file; refusing to overwrite it")
+        for written in (job.output, *sidecars(job.output)):
+            if _real_path(written) in sources:
+                raise InputError(f"{written} is an input file; refusing to overwrite it")
 
 
 def _real_path(path):
