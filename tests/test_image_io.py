@@ -470,6 +470,26 @@ def test_16bit_luminance_matches_skimage_and_read_image(tmp_path):
         assert np.abs(lightness - image_io.luminance(pixels)).max() < 1e-3
 
 
+@pytest.mark.parametrize("name", ["jfif.jpg", "phys.png", "phys16.png"])
+def test_resolution_outside_exif_is_carried_into_the_output(tmp_path, name):
+    gray = RNG.integers(0, 256, (4, 6), dtype=np.uint8)
+    if name == "phys16.png":
+        Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / name, dpi=(300, 300))  # pHYs, no EXIF
+    else:
+        Image.fromarray(gray).save(tmp_path / name, dpi=(300, 300))
+
+    photo = read_image(tmp_path / name)
+    write_image(tmp_path / "out.jpg", np.dstack([gray] * 3), exif=photo.exif)
+
+    assert opened(tmp_path / "out.jpg", lambda im: im.info["dpi"]) == (300, 300)
+
+
+def test_a_resolution_without_a_unit_is_no_dpi(tmp_path):
+    exif = exif_with(XResolution=1, YResolution=1, ResolutionUnit=1)  # tifffile's default: an aspect ratio
+    write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.uint8), exif=exif.tobytes())
+    assert "dpi" not in opened(tmp_path / "out.png", lambda im: im.info)
+
+
 # --- writing ------------------------------------------------------------------------------------------
 
 

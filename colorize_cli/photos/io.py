@@ -176,6 +176,7 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
             samples = _orient(samples, exif.get(_Tag.Orientation, 1))
             bit_depth = _bit_depth(samples)
             tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
+            _resolution_into_exif(tags, im.info.get("dpi"))
             exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
             icc = im.info.get("icc_profile")
             fmt = im.format
@@ -525,15 +526,30 @@ def _exif_bytes(tags: Image.Exif) -> bytes | None:
         return None
 
 
+def _resolution_into_exif(tags: Image.Exif, dpi: tuple[float, float] | None) -> None:
+    """Carry a resolution that the file gives outside EXIF (JPEG's JFIF density, PNG's pHYs) as EXIF tags,
+    which the writer reads; EXIF's own, where there is one, wins."""
+    if _dpi(tags) is not None or not dpi:
+        return
+    try:
+        x, y = (round(float(value), 2) for value in dpi)  # pHYs counts per metre: 300 dpi reads as 299.9994
+    except (TypeError, ValueError):
+        return
+    if x > 0 and y > 0:
+        tags[_Tag.XResolution], tags[_Tag.YResolution], tags[_Tag.ResolutionUnit] = x, y, 2
+
+
 def _dpi(tags: Image.Exif) -> tuple[float, float] | None:
-    """Resolution in dots per inch from EXIF, when it gives a valid one."""
+    """Resolution in dots per inch from EXIF, when it gives a valid one (unit inch or cm; unit 1, none, gives
+    only an aspect ratio)."""
     try:
         x, y = float(tags[_Tag.XResolution]), float(tags[_Tag.YResolution])
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
-    if not (x > 0 and y > 0):
+    unit = tags.get(_Tag.ResolutionUnit, 2)
+    if not (x > 0 and y > 0) or unit not in (2, 3):
         return None
-    return (x * 2.54, y * 2.54) if tags.get(_Tag.ResolutionUnit) == 3 else (x, y)
+    return (x * 2.54, y * 2.54) if unit == 3 else (x, y)
 
 
 def _write_tiff16(
