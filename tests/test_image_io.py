@@ -3,6 +3,7 @@
 import hashlib
 import pickle
 import struct
+import warnings
 import zlib
 from io import BytesIO
 
@@ -259,6 +260,20 @@ def test_16bit_png_alpha_and_transparent_colour_are_composited(tmp_path):
     assert np.array_equal(as_uint(with_transparent_colour.pixels, 65535)[1:], rgb[1:])
 
 
+@pytest.mark.parametrize("maxval", [65535, 1023])
+def test_16bit_colour_ppm_keeps_its_depth(tmp_path, maxval):
+    codes = RNG.integers(0, maxval + 1, (4, 6, 3)).astype(">u2")
+    (tmp_path / "c.ppm").write_bytes(b"P6\n# scanner\n6 4\n%d\n" % maxval + codes.tobytes())
+    (tmp_path / "cut.ppm").write_bytes(b"P6\n6 4\n%d\n" % maxval + codes.tobytes()[:20])
+
+    photo = read_image(tmp_path / "c.ppm")
+
+    assert photo.bit_depth == 16 and photo.pixels.shape == (4, 6, 3)
+    assert np.abs(photo.pixels * maxval - codes).max() < maxval / 65535
+    with pytest.raises(ImageReadError, match="cut.ppm: image file is truncated"):
+        read_image(tmp_path / "cut.ppm")
+
+
 # --- reading: orientation and metadata -----------------------------------------------------------------
 
 
@@ -508,6 +523,20 @@ def test_16bit_tiff_round_trip_with_metadata(tmp_path):
     assert tags["ImageDescription"] == "colorized" and tags["Software"] == image_io.SOFTWARE
     assert tags["Make"] == "Nikon" and tags["Copyright"] == "(c) Stadtarchiv München"
     assert tags["XResolution"] == (1200, 1) and "Orientation" not in tags
+
+
+def test_16bit_tiff_says_it_drops_the_exif_sub_ifds(tmp_path):
+    exif = exif_with(Make="Nikon")
+    exif[ExifTags.IFD.Exif] = {ExifTags.Base.DateTimeOriginal: "1950:01:02 03:04:05"}
+    rgb = np.zeros((2, 2, 3), np.uint16)
+
+    with pytest.warns(UserWarning, match="out.tif: a 16-bit TIFF is written without the EXIF and GPS sub-IFDs"):
+        write_image(tmp_path / "out.tif", rgb, exif=exif.tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_image(tmp_path / "plain.tif", rgb, exif=exif_with(Make="Nikon").tobytes())  # nothing lost: no word
+
+    assert exif_of(read_image(tmp_path / "out.tif").exif)[271] == "Nikon"
 
 
 def test_16bit_png_round_trip_keeps_what_an_8bit_png_keeps(tmp_path):

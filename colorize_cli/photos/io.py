@@ -321,6 +321,9 @@ def write_image(
             # Pillow writes TIFFs uncompressed here: its libtiff (compressing) writer rejects EXIF sub-IFDs.
             Image.fromarray(rgb).save(tmp, format=fmt, **options)
         elif fmt == "TIFF":
+            if any(tags.get_ifd(ifd) for ifd in _SUB_IFDS):
+                warnings.warn(f"{path}: a 16-bit TIFF is written without the EXIF and GPS sub-IFDs (capture date, "
+                              "exposure, GPS); the PNG and 8-bit outputs keep them", stacklevel=2)
             _write_tiff16(tmp, rgb, tags, icc_profile, dpi)
         else:
             metadata = BytesIO()  # the chunks Pillow writes around one pixel: the same as for 8 bits
@@ -394,11 +397,32 @@ def _samples(path: str | os.PathLike, im: Image.Image) -> tuple[np.ndarray, bool
                 return _tiff_palette_samples(page), False
             if _is_tiff_cmyk(page):
                 return _tiff_cmyk_samples(page)
+    if im.format == "PPM" and im.mode == "RGB":  # Pillow reads a 16-bit colour PPM with 8 bits
+        tile = im.tile[0]
+        maxval = tile.args[-1] if isinstance(tile.args, tuple) else 255
+        if maxval > 255 and tile.codec_name == "ppm":  # binary P6
+            return _ppm16_samples(path, im.size, tile.offset, maxval), False
+        stored_bits = 16 if maxval > 255 else 8
     samples = _pillow_samples(im)
     if stored_bits > 8 and samples.dtype == np.uint8:
         message = f"{path}: this {stored_bits}-bit {im.format} is read with 8 bits per channel (Pillow's limit)"
         warnings.warn(message, stacklevel=3)
     return samples, False
+
+
+def _ppm16_samples(path: str | os.PathLike, size: tuple[int, int], offset: int, maxval: int) -> np.ndarray:
+    """A binary colour PPM of maxval 256-65535 (big-endian 16-bit samples from `offset`) as uint16 (H, W, 3)."""
+    width, height = size
+    count = width * height * 3
+    with open(path, "rb") as file:
+        file.seek(offset)
+        codes = np.frombuffer(file.read(2 * count), ">u2")
+    if len(codes) < count:
+        raise ValueError("image file is truncated")
+    if int(codes.max(initial=0)) > maxval:
+        raise ValueError(f"a sample is above the file's maxval {maxval}")
+    scaled = codes if maxval == 65535 else (codes.astype(np.uint32) * 65535 + maxval // 2) // maxval
+    return scaled.astype(np.uint16).reshape(height, width, 3)
 
 
 def _tiff_samples(page: tifffile.TiffPage) -> tuple[np.ndarray, bool]:
