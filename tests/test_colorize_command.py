@@ -212,3 +212,24 @@ def test_batches_of_same_size_images_match_one_by_one(tmp_path, cnn_checkpoint):
         one = np.asarray(Image.open(output), np.int16)
         batched = np.asarray(Image.open(tmp_path / "4" / output.name), np.int16)
         assert np.abs(one - batched).max() <= 1
+
+
+def test_a_gray_profile_is_not_carried_into_the_colour_result_and_that_is_said(cnn_checkpoint, tmp_path):
+    import imagecodecs
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    gray = small_photo("astronaut")[..., 0]
+    Image.fromarray(gray).save(photos / "profiled.png", icc_profile=imagecodecs.cms_profile("gray"))
+    Image.fromarray(gray).save(photos / "plain.png")
+
+    with pytest.warns(UserWarning) as said:
+        result = run(photos, "-o", tmp_path / "out", "--model", cnn_checkpoint)
+
+    assert result.exit_code == 0, result.output
+    messages = [str(warning.message) for warning in said]
+    assert [m for m in messages if "gray ICC profile" in m] == [
+        f"{photos / 'profiled.png'}: its gray ICC profile cannot describe a colour result and is not carried over; "
+        "its gray levels are taken as sRGB's"]
+    with Image.open(tmp_path / "out" / "profiled.png") as out:
+        assert "icc_profile" not in out.info and out.mode == "RGB"

@@ -11,6 +11,7 @@ fail the same way.
 import dataclasses
 import errno
 import time
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -116,7 +117,7 @@ def _colorize_file(job, colorizer, options):
     # A gray photo stays as its codes: L is looked up inside the shrink to the working size and the render.
     clock = time.perf_counter()
     lightness, photo = read_lightness(job.source, scratch.allocator("L"), scratch.allocator("codes"))
-    photo = _output_profile(photo)
+    photo = _output_profile(photo, job.source)
     timings = {"read": time.perf_counter() - clock}
     clock = time.perf_counter()
     low = colorizer.predict_low_of(lightness).split()[0]
@@ -203,12 +204,17 @@ def _predict_batch(colorizer, batch):
 def _read(source, allocate=np.empty):
     clock = time.perf_counter()
     L, photo = read_luminance(source, allocate)
-    return Lightness(L), _output_profile(photo), time.perf_counter() - clock
+    return Lightness(L), _output_profile(photo, source), time.perf_counter() - clock
 
 
-def _output_profile(photo):
-    # A gray ICC profile cannot describe an RGB output; a colour one still applies.
-    return dataclasses.replace(photo, icc_profile=photo.icc_profile if photo.colour else None)
+def _output_profile(photo, source):
+    """The photo with the profile its colour output can carry: a colour one still applies, a gray one cannot
+    describe RGB pixels (said, as the gray levels are then taken as sRGB's)."""
+    if photo.colour or photo.icc_profile is None:
+        return photo
+    warnings.warn(f"{source}: its gray ICC profile cannot describe a colour result and is not carried over; "
+                  "its gray levels are taken as sRGB's", stacklevel=2)
+    return dataclasses.replace(photo, icc_profile=None)
 
 
 def _render(job, lightness, photo, low, timings, colorizer, allocate=np.empty):

@@ -68,8 +68,9 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
     Lab a,b channels at a small working size; they are upsampled guided by the full-resolution L
     and recombined with the original L, so no detail is lost. 16-bit inputs give 16-bit TIFFs and
     PNGs. Colour under a non-sRGB ICC profile (Adobe RGB...) is converted to sRGB first, and
-    its output carries an sRGB profile; EXIF (orientation applied) and other profiles are
-    kept, and every output is tagged as AI-colorized. Inputs are never modified; outputs are
+    its output carries an sRGB profile; EXIF (orientation applied), resolution and an sRGB
+    profile are kept (a gray or CMYK profile cannot describe colour: a warning says it is not
+    carried over), and every output is tagged as AI-colorized. Inputs are never modified; outputs are
     written atomically.
     """
     paths = list(inputs) + (read_path_list(files_from) if files_from else [])
