@@ -11,7 +11,7 @@ import imagecodecs
 import numpy as np
 import pytest
 import tifffile
-from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin
+from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 from skimage import color, data
 
 from colorize_cli.photos import io as image_io
@@ -272,6 +272,32 @@ def test_16bit_colour_ppm_keeps_its_depth(tmp_path, maxval):
     assert np.abs(photo.pixels * maxval - codes).max() < maxval / 65535
     with pytest.raises(ImageReadError, match="cut.ppm: image file is truncated"):
         read_image(tmp_path / "cut.ppm")
+
+
+def test_tiffs_that_pillow_cannot_open_are_read_by_tifffile_with_their_tags(tmp_path):
+    gray = RNG.random((3, 4))
+    tifffile.imwrite(tmp_path / "f64.tif", gray, resolution=(300, 300), resolutionunit="INCH",
+                     extratags=[(274, "H", 1, 6, True), (271, "s", 0, "Nikon", True)])
+    tifffile.imwrite(tmp_path / "f16.tif", gray.astype(np.float16))
+    codes = np.round(gray * 65535).astype(np.uint16)
+    alpha = np.full_like(codes, 65535)
+    alpha[0, 0] = 0
+    tifffile.imwrite(tmp_path / "ga16.tif", np.dstack([codes, alpha]), photometric="minisblack",
+                     extrasamples=["unassalpha"])
+    (tmp_path / "empty.tif").write_bytes(b"II*\0" + bytes(50))
+    for name in ("f64.tif", "f16.tif", "ga16.tif"):
+        with pytest.raises(UnidentifiedImageError):
+            Image.open(tmp_path / name)
+
+    turned, half, with_alpha = (read_image(tmp_path / name) for name in ("f64.tif", "f16.tif", "ga16.tif"))
+
+    assert np.allclose(turned.pixels, np.rot90(gray, -1), atol=1e-6) and turned.bit_depth == 16
+    tags = exif_of(turned.exif)
+    assert tags[271] == "Nikon" and tags[274] == 1 and tags[282] == 300
+    assert np.allclose(half.pixels, gray, atol=1e-3)
+    assert with_alpha.pixels[0, 0] == 1 and np.array_equal(as_uint(with_alpha.pixels, 65535)[1:], codes[1:])
+    with pytest.raises(ImageReadError, match="empty.tif: not an image file"):
+        read_image(tmp_path / "empty.tif")
 
 
 # --- reading: orientation and metadata -----------------------------------------------------------------

@@ -11,9 +11,10 @@ Pillow. What each file becomes:
   any alpha (LA, RGBA, PA, palette or PNG transparency, TIFF alpha) -> composited on white
   miniswhite TIFF -> inverted to the usual black-is-0; floats are taken as [0, 1] and clipped
   colour under an RGB profile other than sRGB (Adobe RGB, ProPhoto...) -> converted to sRGB (profiles.py)
-Limits: 16-bit YCbCr TIFFs are read at 8 bits (Pillow's), with a warning. Float colour
-TIFFs are refused (Pillow cannot parse their header). An ICC profile is returned only when it describes
-the returned pixels (a CMYK profile is dropped with the conversion to RGB, a converted photo gets sRGB's).
+A TIFF that Pillow cannot open at all (float16/64, float colour, 16-bit gray with alpha) is read by tifffile
+alone, its photo tags with it. Limits: 16-bit YCbCr TIFFs are read at 8 bits (Pillow's), with a warning.
+An ICC profile is returned only when it describes the returned pixels (a CMYK profile is dropped with the
+conversion to RGB, with a warning; a converted photo gets sRGB's).
 """
 
 from __future__ import annotations
@@ -160,26 +161,14 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
     _require_regular_file(path)
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:  # Pillow only warns up to twice its limit
-                raise Image.DecompressionBombError(im.size)
-            gray_in_colour = lightness_only and _gray_jpeg(path, im)
-            if gray_in_colour or (lightness_only and im.format == "JPEG" and im.mode == "L"):
-                # libjpeg decodes the luma plane alone: R = G = B = Y for gray photos stored in colour
-                samples, premultiplied = _jpeg_luma(path, im, allocate_codes), False
-            else:
-                samples, premultiplied = _samples(path, im)
-            if _more_frames(im):
-                warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=3)
-            # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
-            exif = im.getexif()
-            samples = _orient(samples, exif.get(_Tag.Orientation, 1))
-            bit_depth = _bit_depth(samples)
-            tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
-            _resolution_into_exif(tags, im.info.get("dpi"))
-            exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
-            icc = im.info.get("icc_profile")
-            fmt = im.format
+        try:
+            samples, premultiplied, gray_in_colour, bit_depth, exif_bytes, icc, fmt = _decode_by_pillow(
+                path, lightness_only, allocate_codes)
+        except UnidentifiedImageError:
+            if not _starts_like_tiff(path):
+                raise
+            samples, premultiplied, bit_depth, exif_bytes, icc = _decode_tiff_alone(path)
+            gray_in_colour, fmt = False, "TIFF"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         cause = f"more than {MAX_PIXELS:,} pixels (raise colorize_cli.photos.io.MAX_PIXELS to read it)"
         raise ImageReadError(path, cause) from None
@@ -202,6 +191,67 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
     if colour and icc is not None and not gray_in_colour:  # (_gray_jpeg took only sRGB profiles)
         samples, icc = _in_srgb(path, samples, icc)
     return samples, premultiplied, Photo(None, bit_depth, exif_bytes, icc, fmt, colour)
+
+
+def _decode_by_pillow(path, lightness_only, allocate_codes):
+    """_decode's work for every file Pillow opens: (samples, premultiplied, gray_in_colour, bit_depth, EXIF
+    bytes, ICC profile, format)."""
+    with Image.open(path) as im:
+        if im.width * im.height > MAX_PIXELS:  # Pillow only warns up to twice its limit
+            raise Image.DecompressionBombError(im.size)
+        gray_in_colour = lightness_only and _gray_jpeg(path, im)
+        if gray_in_colour or (lightness_only and im.format == "JPEG" and im.mode == "L"):
+            # libjpeg decodes the luma plane alone: R = G = B = Y for gray photos stored in colour
+            samples, premultiplied = _jpeg_luma(path, im, allocate_codes), False
+        else:
+            samples, premultiplied = _samples(path, im)
+        if _more_frames(im):
+            warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=3)
+        # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
+        exif = im.getexif()
+        samples = _orient(samples, exif.get(_Tag.Orientation, 1))
+        bit_depth = _bit_depth(samples)
+        tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
+        _resolution_into_exif(tags, im.info.get("dpi"))
+        exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
+        icc = im.info.get("icc_profile")
+        fmt = im.format
+    return samples, premultiplied, gray_in_colour, bit_depth, exif_bytes, icc, fmt
+
+
+def _starts_like_tiff(path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(4) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def _decode_tiff_alone(path):
+    """A TIFF Pillow cannot open (float16 or float64 gray, 16-bit gray with alpha...), all through tifffile:
+    (samples, premultiplied, bit_depth, EXIF bytes, ICC profile)."""
+    with tifffile.TiffFile(path) as tif:
+        if not len(tif.pages):
+            raise UnidentifiedImageError(path)
+        page = tif.pages[0]
+        if page.photometric not in _TIFF_COLOUR_CHANNELS or page.bitspersample not in _TIFF_BITS:
+            raise UnidentifiedImageError(path)
+        if page.imagewidth * page.imagelength > MAX_PIXELS:
+            raise Image.DecompressionBombError(page.shape)
+        samples, premultiplied = _tiff_samples(page)
+        if len(tif.pages) > 1:
+            warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=4)
+        exif = Image.Exif()
+        for tag in _TIFF_PHOTO_TAGS:
+            if tag in page.tags:
+                value = page.tags[tag].value
+                exif[tag] = value[0] / value[1] if isinstance(value, tuple) and len(value) == 2 else value
+        icc = page.tags.valueof(34675)  # InterColorProfile
+    if samples.dtype == np.float16:
+        samples = samples.astype(np.float32)
+    samples = _orient(samples, int(exif.get(_Tag.Orientation, 1)))
+    for tag, value in exif.items():
+        if isinstance(value, int):  # tifffile's enums (orientation, unit) as plain numbers
+            exif[tag] = int(value)
+    tags = _portable_exif(exif)
+    return samples, premultiplied, _bit_depth(samples), _exif_bytes(tags) if len(tags) else None, icc
 
 
 def _in_srgb(path: str | os.PathLike, samples: np.ndarray, icc: bytes) -> tuple[np.ndarray, bytes | None]:
