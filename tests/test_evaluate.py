@@ -158,13 +158,13 @@ def test_cli_json_and_table(dataset, cnn_checkpoint, tmp_path):
     runner = CliRunner()
     args = ["evaluate", str(photos), "--model", str(cnn_checkpoint), "--predictions", str(preds), "--crop", str(CROP)]
     result = runner.invoke(cli, [*args, "--json", "--device", "cpu", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # scored, but broken.jpg and some predictions could not be
     data = json.loads(result.stdout)
     assert [m["name"] for m in data["methods"]] == [GRAY, "cnn", "preds"]
     assert (tmp_path / "out" / "report.md").is_file()
 
     result = runner.invoke(cli, [*args, "--limit", "3", "--device", "cpu"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "gray" in result.output and "AuC" in result.output and "problem" in result.output
 
 
@@ -181,3 +181,37 @@ def test_cli_help_and_user_errors(dataset, tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(cli, ["evaluate", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no images" in result.output
+
+
+def test_exit_code_says_whether_anything_failed_and_colourless_photos_only_leave_out(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(_photo(0)).save(photos / "a.png")
+    Image.fromarray(np.full((40, 48), 128, np.uint8)).save(photos / "gray.png")
+    runner = CliRunner()
+
+    assert runner.invoke(cli, ["evaluate", str(photos), "--json"]).exit_code == 0  # gray.png: left out
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    failed = runner.invoke(cli, ["evaluate", str(photos), "--json"])
+    assert failed.exit_code == 1
+    problems = {p["path"]: p["excluded"] for p in json.loads(failed.stdout)["problems"]}
+    assert problems == {"broken.jpg": False, "gray.png": True}
+    for name in ("a.png", "broken.jpg"):
+        (photos / name).unlink()
+    nothing = runner.invoke(cli, ["evaluate", str(photos)])
+    assert nothing.exit_code == 2 and "no colour photo to score" in nothing.output
+
+
+@pytest.mark.parametrize("crop", [0, 1, 4])
+def test_photos_under_ssims_window_are_scored(tmp_path, crop):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for name, shape in [("tiny.png", (5, 5, 3)), ("thin.png", (2, 9, 3)), ("big.png", (40, 50, 3))]:
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(photos / name)
+
+    report = evaluate_folder(photos, crop=crop or None, examples=0)
+
+    assert report.evaluated == 3 and not report.problems
+    [gray] = report.methods
+    assert np.isfinite(gray.ssim) == (crop != 1) and np.isfinite(gray.auc)  # a 1 px crop has no SSIM

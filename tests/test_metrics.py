@@ -135,3 +135,11 @@ def test_chroma_ratio_detects_dull_predictions():
     assert metrics.chroma_ratio(0.5 * true, true) == pytest.approx(0.5)
     assert metrics.mean_chroma(np.full((2, 2, 2), [3.0, 4.0])) == pytest.approx(5.0)
     assert math.isnan(metrics.chroma_ratio(true, np.zeros_like(true)))
+
+
+def test_ssim_shrinks_its_window_for_small_photos_and_is_undefined_under_3_px():
+    rng = np.random.default_rng(5)
+    true, pred = rng.random((5, 6, 3)), rng.random((5, 6, 3))
+    expected = structural_similarity(true, pred, channel_axis=-1, data_range=1.0, win_size=5)
+    assert metrics.ssim(pred, true) == pytest.approx(expected)
+    assert np.isnan(metrics.ssim(pred[:2], true[:2]))

@@ -24,10 +24,16 @@ def psnr(pred_rgb, true_rgb):
 
 
 def ssim(pred_rgb, true_rgb):
-    """Mean SSIM over the three channels: scikit-image defaults (7x7 uniform window), data range 1."""
+    """Mean SSIM over the three channels: scikit-image defaults (7x7 uniform window), data range 1. A photo
+    under 7 px on a side gets the largest odd window it holds; under 3 px SSIM is undefined (NaN)."""
+    window = min(7, *np.shape(true_rgb)[:2])
+    window -= 1 - window % 2
+    if window < 3:
+        return float("nan")
     return float(
         structural_similarity(
-            np.asarray(true_rgb, np.float64), np.asarray(pred_rgb, np.float64), channel_axis=-1, data_range=1.0
+            np.asarray(true_rgb, np.float64), np.asarray(pred_rgb, np.float64), channel_axis=-1, data_range=1.0,
+            win_size=window,
         )
     )
 

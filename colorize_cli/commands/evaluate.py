@@ -94,7 +94,8 @@ def evaluate_command(
     model, and compared with the original; --predictions folders score other colorizers' outputs
     with the same code. The gray baseline (no colour at all) is always in the table, as in the papers.
     Unreadable or colourless photos, missing predictions and size mismatches are counted and listed,
-    never fatal.
+    never fatal. Exit codes: 0 all scored (colourless photos are only left out), 1 some photo or
+    prediction could not be scored, 2 usage error or no colour photo to score.
     """
     for folder in [out_dir, *prediction_dirs]:
         if folder is not None and _inside(folder, photos):
@@ -106,14 +107,19 @@ def evaluate_command(
         )
     if report.found == 0:
         raise FatalError(f"no images under {photos}")
+    if report.evaluated == 0:
+        first = report.problems[0]
+        raise FatalError(f"no colour photo to score under {photos}: {len(report.problems)} listed as problems, "
+                         f"e.g. {first.path}: {first.reason}")
     try:
         written = write_report(report, out_dir) if out_dir else []
     except OSError as err:
         raise click.ClickException(f"{out_dir}: cannot write the report ({err.strerror or err})") from None
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
-        return
-    _print_summary(report, written)
+    else:
+        _print_summary(report, written)
+    sys.exit(1 if any(not problem.excluded for problem in report.problems) else 0)
 
 
 def _inside(folder, parent):

@@ -38,11 +38,13 @@ REPORT_FILES = ("report.json", "report.md", "error_curves.png", "contact_sheet.p
 
 @dataclass
 class Problem:
-    """An input that could not be scored: `method` is None when the photo itself is unusable."""
+    """An input that could not be scored: `method` is None when the photo itself is unusable. A colourless
+    photo is `excluded` (nothing to compare colour with); the rest failed (unreadable, missing, mismatched)."""
 
     path: str
     method: str | None
     reason: str
+    excluded: bool = False
 
 
 @dataclass
@@ -219,7 +221,7 @@ def evaluate_folder(
             try:
                 batch.append(_load_truth(path, relative, crop))
             except _Unusable as err:
-                problems.append(Problem(relative, None, str(err)))
+                problems.append(Problem(relative, None, str(err), err.excluded))
         outputs = _model_outputs(batch, colorizers)
         for truth in batch:
             class_counts += np.bincount(truth.classes.ravel(), minlength=num_classes)
@@ -252,6 +254,10 @@ def evaluate_folder(
 class _Unusable(Exception):
     """A photo or prediction that cannot be scored; the message says why in one line."""
 
+    def __init__(self, reason, excluded=False):
+        super().__init__(reason)
+        self.excluded = excluded
+
 
 def _unlisted_problem(err, folder):
     relative = Path(err.filename).relative_to(folder).as_posix()
@@ -279,7 +285,7 @@ def _load_truth(path, relative, crop):
     lab = _lab(rgb)
     ab = lab[..., 1:]
     if np.percentile(np.hypot(ab[..., 0], ab[..., 1]), COLOURLESS_PERCENTILE) < COLOURLESS_CHROMA:
-        raise _Unusable("a grayscale photo, no colour to compare against")
+        raise _Unusable("a grayscale photo, no colour to compare against", excluded=True)
     return _Truth(
         path=relative,
         size=pixels.shape[:2],
@@ -381,7 +387,8 @@ def _score(image, truth, histogram):
 
 
 def _mean(values):
-    values = list(values)
+    """Mean of the defined values: a photo too small for SSIM's window has none, and is left out of it."""
+    values = [value for value in values if not np.isnan(value)]
     return float(np.mean(values)) if values else float("nan")
 
 
