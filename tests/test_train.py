@@ -471,8 +471,8 @@ def test_learning_rates_decay_linearly_from_decay_from_also_when_a_resume_adds_i
     logged = {r["step"]: r["lr"] for r in records(run, "train")}
     # lr logged after step s was scheduled at step s - 1
     assert logged[4] == pytest.approx(1e-3) and logged[5] == pytest.approx(1e-3)
-    assert logged[9] == pytest.approx(1e-3 * (1 - 0.9 * 4 / 8))
-    assert logged[12] == pytest.approx(1e-3 * (1 - 0.9 * 7 / 8))
+    assert logged[9] == pytest.approx(1e-3 * (1 - 0.9 * 4 / 7))
+    assert logged[12] == pytest.approx(1e-3 * 0.1)  # the last step trains at decay_to itself
     state = torch.load(run / "last.pt", weights_only=True)
     critic = state["recipe"]["critic_optimizer"]["param_groups"][0]["lr"]
     encoder = state["recipe"]["optimizer"]["param_groups"][1]["lr"]
@@ -621,6 +621,17 @@ def test_an_existing_run_is_not_overwritten_without_resume(validated_run, photos
 def test_settings_that_cannot_train_are_one_line(args, message, photos, tmp_path):
     line = _one_line_error(_cli_train("--model", "cnn", "--data", str(photos), "--out", str(tmp_path / "r"), *args))
     assert message in line
+
+
+def test_a_run_refused_before_its_first_step_can_be_started_again(photos, tmp_path):
+    run = tmp_path / "r"
+    refused = _cli_train("--model", "cnn", "--data", str(photos), "--out", str(run), "--batch-size", "64")
+    assert "do not fill one batch" in _one_line_error(refused)
+
+    again = _cli_train("--model", "cnn", "--data", str(photos), "--out", str(run))
+
+    assert again.exit_code == 0, again.output
+    assert (run / "last.pt").is_file()
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint(photos, tmp_path, monkeypatch):

@@ -196,11 +196,7 @@ def _train(config, folder, session, resume, processes, log):
     lineage = start["lineage"] if start is not None else (state or {}).get("lineage", [])
     recipe.distribute(processes.wrap)
 
-    if processes.is_main:
-        folder.write_settings(asdict(config))
-        folder.forget_metrics_after(step)
-    validator = _validator(config) if processes.is_main else None
-    try:
+    try:  # before the folder is written: a run refused here leaves nothing that blocks its retry
         sampler = StepBatches(
             len(train_set), config.batch_size, seed=config.seed, start_step=step,
             rank=processes.rank, world_size=processes.world_size,
@@ -208,6 +204,10 @@ def _train(config, folder, session, resume, processes, log):
         )
     except ValueError as err:
         raise TrainingError(str(err)) from None
+    validator = _validator(config) if processes.is_main else None
+    if processes.is_main:
+        folder.write_settings(asdict(config))
+        folder.forget_metrics_after(step)
     loader = DataLoader(
         SeededItems(train_set), batch_sampler=sampler, num_workers=session.workers,
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(config.seed),
@@ -461,11 +461,11 @@ def _lr_scale(config):
     """
     if config.decay_from is None:
         return lambda step: 1.0
-    span = config.steps - config.decay_from
+    span = config.steps - 1 - config.decay_from  # steps are counted from 0: the last one is steps - 1
 
     def scale(step):
-        done = min(max(step - config.decay_from, 0) / span, 1.0)
-        return 1.0 - done * (1.0 - config.decay_to)
+        done = 1.0 if span <= 0 else min(max(step - config.decay_from, 0) / span, 1.0)
+        return 1.0 if step < config.decay_from else 1.0 - done * (1.0 - config.decay_to)
 
     return scale
 
