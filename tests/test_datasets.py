@@ -6,10 +6,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from skimage.color import rgb2lab
 from torch.utils.data import DataLoader
 
-from colorize_cli.colour.lab import AB_SCALE
+from colorize_cli.colour.lab import AB_SCALE, normalize_l
 from colorize_cli.prep.photo import PhotoOptions
 from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
 from colorize_cli.prep.splits import split_for
@@ -119,6 +120,32 @@ def test_zoom_out_crops_cover_wider_squares_shrunk_to_the_crop():
     assert max(_lightness_spans(4.0, augment=False)) < 0.6  # validation's centre crops stay at scale
     with pytest.raises(DatasetError, match="zoom_out must be at least 1"):
         PhotoCrops(_RampStore(), np.array([-1]), crop_size=16, zoom_out=0.5)
+
+
+class _StripStore:
+    """One 1 x 20,000 px strip whose code rises along it: enlarged whole for a 64 px crop it would be 1.3 M px wide."""
+
+    def __len__(self):
+        return 1
+
+    def pixels(self, i):
+        ramp = (np.arange(20_000) * 255 // 19_999).astype(np.uint8)
+        return np.repeat(ramp[None, :, None], 3, axis=2)
+
+
+def test_a_thin_strip_is_cut_to_its_centre_before_it_is_enlarged(monkeypatch):
+    enlarged = []
+    real_resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda im, size, *a, **k: enlarged.append(size) or real_resize(im, size, *a, **k))
+    dataset = PhotoCrops(_StripStore(), np.array([-1]), crop_size=64, augment=True)
+
+    item = dataset[0]
+
+    assert item["l"].shape == (1, 64, 64)
+    assert max(width * height for width, height in enlarged) <= 4 * 64 * 64
+    centre = dataset.store.pixels(0)[:, 9_998:10_002] / 255  # the crop comes from the strip's centre
+    expected = normalize_l(torch.from_numpy(rgb2lab(centre)[..., 0]).float())
+    assert abs(float(item["l"].mean()) - float(expected.mean())) < 0.01
 
 
 def test_plain_folder_uses_the_same_split_and_counts_corrupt_files(photos):

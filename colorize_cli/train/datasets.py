@@ -26,6 +26,7 @@ from colorize_cli.train.old_film import emulsion_weights
 SPLITS = ("train", "val")
 SCAN_SIDE = 32  # decode size when checking a plain folder's files: JPEGs decode at 1/8 scale, fast
 SCAN_THREADS = 4  # hashing and decoding release the GIL
+STRIP_BAND = 4  # long side / short side kept of a photo that must be enlarged to hold the crop
 
 
 class DatasetError(ValueError):
@@ -127,6 +128,13 @@ class PhotoCrops(Dataset):
     def _crop(self, pixels):
         size = self.crop_size
         height, width = pixels.shape[:2]
+        short = min(height, width)
+        if short < size and max(height, width) > STRIP_BAND * short:
+            # A thin strip is cut to its centre first: enlarged whole, 1 x 20,000 px would become 64 x 1.3 M.
+            band = STRIP_BAND * short
+            top, left = (height - min(height, band)) // 2, (width - min(width, band)) // 2
+            pixels = pixels[top : top + band, left : left + band]
+            height, width = pixels.shape[:2]
         if min(height, width) < size:  # a photo smaller than the crop is enlarged to fit it
             scale = size / min(height, width)
             shape = (max(size, round(width * scale)), max(size, round(height * scale)))
