@@ -9,6 +9,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -601,6 +602,30 @@ def test_a_damaged_training_state_is_one_line(validated_run, tmp_path):
     (run / "last.pt").write_bytes((validated_run / "last.pt").read_bytes()[:500])
     line = _one_line_error(_cli_train("--resume", str(run)))
     assert "last.pt: damaged, or not a training state" in line
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('x')",))
+
+
+@pytest.mark.parametrize("packing", ["raw", "zip"])
+def test_a_pickled_training_state_is_refused_in_one_line_naming_why(validated_run, tmp_path, monkeypatch, packing):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    shutil.copytree(validated_run, run)
+    if packing == "raw":
+        (run / "last.pt").write_bytes(pickle.dumps({"state": _RunsCode()}, protocol=4))
+    else:
+        torch.save({"state": _RunsCode()}, run / "last.pt")
+
+    result = _cli_train("--resume", str(run))
+
+    assert result.exit_code != 0 and not (tmp_path / "PWNED").exists()
+    [line] = [line for line in result.output.splitlines() if line.strip()]
+    assert "last.pt: damaged, or not a training state (UnpicklingError: refused to unpickle it: " in line
+    assert line.endswith(("Unsupported operand 149)", "GLOBAL builtins.exec was not an allowed global by default)",
+                          "GLOBAL exec was not an allowed global by default)"))
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(validated_run, photos):

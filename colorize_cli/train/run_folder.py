@@ -10,6 +10,7 @@ the previous version in place.
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -80,13 +81,11 @@ class RunFolder:
         if not self.state.exists():
             return None
         try:
-            state = torch.load(self.state, map_location=device, weights_only=True)
+            with warnings.catch_warnings():  # torch's note on an unusual pickle protocol would precede our line
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(self.state, map_location=device, weights_only=True)
         except Exception as err:  # noqa: BLE001 (torch raises KeyError, RuntimeError, ... for damaged files)
-            lines = str(err).splitlines() or [""]
-            # weights_only refusals put the reason on a later line; miniz errors go on for sentences.
-            reason = next((line.strip() for line in lines if "WeightsUnpickler error" in line), lines[0])
-            reason = f"{type(err).__name__}: {reason.split('. ')[0]}"
-            raise RunFolderError(f"{self.state}: damaged, or not a training state ({reason})") from None
+            raise RunFolderError(f"{self.state}: damaged, or not a training state ({_load_failure(err)})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise RunFolderError(f"{self.state}: not a colorize training state")
         return state
@@ -130,3 +129,21 @@ def _series(records):
             steps.append(record["step"])
             values.append(value)
     return series
+
+
+def _load_failure(err: Exception) -> str:
+    """torch.load's error in a few words: a weights_only refusal buries its reason among advice lines
+    (after 'WeightsUnpickler error:', on its line or the next), miniz errors go on for sentences."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    if not lines[0].startswith("Weights only load failed"):
+        return f"{type(err).__name__}: {lines[0].split('. ')[0]}"
+    marker = "WeightsUnpickler error:"
+    details = []
+    for index, line in enumerate(lines):
+        if marker in line:
+            details = [line.split(marker, 1)[1].strip(), *lines[index + 1 : index + 2]]
+            break
+    else:  # a refused global, said on its own line between the advice
+        details = [line for line in lines[1:] if not line.startswith(("(", "Please", "Check the documentation"))]
+    reason = next((detail for detail in details if detail), "not plain tensors").split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: refused to unpickle it: {reason}"
