@@ -588,7 +588,11 @@ def test_corrupt_images_are_skipped_and_counted(photos, tmp_path):
     lines = []
     result = train(tiny_config("cnn", data, steps=2), tmp_path / "run", session=quiet(), log=lines.append)
     assert result.step == 2
-    assert "2 unreadable file(s) skipped" in lines[0]
+    [training] = [line for line in lines if line.startswith("training cnn")]
+    assert "2 unreadable file(s) skipped" in training
+    named = sorted(line for line in lines if line.startswith("skipped "))
+    assert len(named) == 2 and named[0].startswith(f"skipped {data / 'broken.jpg'}: ")
+    assert named[1].startswith(f"skipped {data / 'truncated.png'}: ") and all(len(line) > 30 for line in named)
 
 
 def test_resuming_another_models_run_is_one_line(validated_run):

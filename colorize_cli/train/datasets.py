@@ -102,7 +102,7 @@ class PhotoCrops(Dataset):
     """
 
     def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0, folders=None,
-                 old_film=0.0):
+                 old_film=0.0, unusable=()):
         if zoom_out < 1:
             raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
         if not 0 <= old_film <= 1:
@@ -113,6 +113,7 @@ class PhotoCrops(Dataset):
         self.folders = list(folders) if folders is not None else [""] * len(store)
         self.crop_size, self.augment, self.seed, self.zoom_out = crop_size, augment, seed, zoom_out
         self.skipped = skipped
+        self.unusable = unusable  # (path, cause) of a plain folder's files that would not decode
         self._rng, self._rng_key = None, None
 
     def __len__(self):
@@ -188,39 +189,44 @@ def top_folder(relative) -> str:
 
 
 def _scan_file(path):
-    """(content hash, usable) for one file of a plain folder."""
+    """(content hash, None) for a usable file of a plain folder, (None, why not) for another."""
     try:
         data = Path(path).read_bytes()
         decode_photo(data, SCAN_SIDE)
-    except (OSError, PhotoError):
-        return None, False
-    return content_hash(data), True
+    except OSError as err:
+        return None, err.strerror or str(err)
+    except PhotoError as err:
+        return None, str(err)
+    return content_hash(data), None
 
 
 @lru_cache(maxsize=8)
 def _scan_folder(files):
-    """Split of every usable file, and the count of unusable ones; cached on the (path, size, mtime) list."""
+    """Split of every usable file, and (path, cause) of each unusable one; cached on the (path, size, mtime)
+    list."""
     with ThreadPoolExecutor(SCAN_THREADS) as pool:
         results = list(pool.map(_scan_file, [path for path, _, _ in files]))
     splits = {split: [] for split in SPLITS}
-    bad = 0
-    for (path, _, _), (digest, usable) in zip(files, results, strict=True):
-        if usable:
+    unusable = []
+    for (path, _, _), (digest, cause) in zip(files, results, strict=True):
+        if cause is None:
             splits[split_for(digest)].append(path)
         else:
-            bad += 1
-    return splits, bad
+            unusable.append((str(path), cause))
+    return splits, tuple(unusable)
 
 
 def _folder_scan(path):
+    """(splits, count of skipped files, (path, cause) of the files that would not decode)."""
     tally = SourceTally()
     items = list(iter_items([path], SourceOptions(), tally))
     if not items:
         raise DatasetError(f"{path}: no images found (is it a prep-dataset output or a folder of photos?)")
     files = tuple((item.path, *_size_and_mtime(item.path)) for item in items)
-    splits, bad = _scan_folder(files)
+    splits, unusable = _scan_folder(files)
     # Non-image files are not "skipped images"; links, special and oversize files are.
-    return splits, bad + sum(count for reason, count in tally.skipped.items() if reason != "not_an_image")
+    others = sum(count for reason, count in tally.skipped.items() if reason != "not_an_image")
+    return splits, len(unusable) + others, unusable
 
 
 def _size_and_mtime(path):
@@ -241,14 +247,15 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
         _read_stats(path)
         rows = _prepared_rows(path, split)
         store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
+        unusable = ()  # prep-dataset vetted every photo
         # A manifest's source is "<source folder name>/<path inside it>".
         folders = [top_folder(row["source"].partition("/")[2]) for row in rows]
     else:
-        splits, skipped = _folder_scan(path)
+        splits, skipped, unusable = _folder_scan(path)
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
         folders = [top_folder(os.path.relpath(file, path)) for file in splits[split]]
     return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
-                      zoom_out=zoom_out, folders=folders, old_film=old_film)
+                      zoom_out=zoom_out, folders=folders, old_film=old_film, unusable=unusable)
 
 
 def dataset_summary(path):
@@ -269,7 +276,7 @@ def dataset_summary(path):
             "labels": stats["labels"],
             "skipped": stats["skipped"],
         }
-    splits, skipped = _folder_scan(path)
+    splits, skipped, _ = _folder_scan(path)
     return {
         "kind": "folder",
         "path": data_name(path),

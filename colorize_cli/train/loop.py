@@ -39,6 +39,7 @@ FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zo
                    "warmup_steps", "seed", "best_metric", "init_from")
 # Images whose ab histogram estimates the colour prior when the dataset has no stats.json.
 PRIOR_SAMPLE = 512
+NAMED_UNUSABLE = 20  # files named in the log that would not decode; the rest are counted
 
 
 class TrainingError(ValueError):
@@ -244,6 +245,10 @@ def _train(config, folder, session, resume, processes, log):
         if validator is not None and step == 0:
             folder.append_metrics({"step": 0, "split": "gray", **_rounded(validator.gray_scores())})
         skipped = f", {train_set.skipped} unreadable file(s) skipped" if train_set.skipped else ""
+        for path, cause in train_set.unusable[:NAMED_UNUSABLE]:
+            log(f"skipped {path}: {cause}")
+        if len(train_set.unusable) > NAMED_UNUSABLE:
+            log(f"skipped {len(train_set.unusable) - NAMED_UNUSABLE} more file(s) that would not decode")
         log(
             f"training {config.model} on {len(train_set)} images ({len(validator) if validator else 0} for"
             f" validation{skipped}) into {folder.path}: step {step} -> {config.steps}, batch {config.batch_size}"
