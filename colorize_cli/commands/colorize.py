@@ -57,7 +57,7 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Images of the same size that go through the network together, on the main thread while the workers read and write (helps on GPUs).")
 @click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True, help="Worker threads; at --batch-size 1 each takes one image from file to file (torch single-threaded on CPU). Default: one per core, at most 4 (each holds an image: ~0.3 GB at 24 MP).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings: no progress, no summary.")
 @precision_option
 @user_errors(InputError, CheckpointError, PrecisionError)
 def colorize_command(inputs, files_from, out_dir, model, device, render_size, saturation, output_format,

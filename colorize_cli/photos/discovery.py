@@ -48,7 +48,8 @@ def walk_images(folder, unlisted=None):
 
 
 def read_path_list(stream):
-    """Paths from a --files-from stream: one per line, blank lines and surrounding whitespace ignored."""
+    """Paths from a --files-from stream: one per line, blank lines skipped; a line's spaces are kept (file names
+    may begin or end with one), only its line ending is dropped."""
     return [Path(line.rstrip("\r\n")) for line in stream if line.strip()]
 
 
