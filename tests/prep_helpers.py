@@ -45,7 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
         if declared:
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        for chunk in [body] if isinstance(body, bytes) else body:  # an iterable body is sent as it comes
+            self.wfile.write(chunk)
 
     def log_message(self, *args):
         pass
@@ -53,7 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def local_server(routes):
-    """An HTTP server on 127.0.0.1 (only); routes(path, nth_request) -> (status, body, send_length).
+    """An HTTP server on 127.0.0.1 (only); routes(path, nth_request) -> (status, body, send_length), where
+    body is bytes or (with send_length False) an iterable of byte chunks.
 
     Yields the server: `.base` is its URL, `.requests` counts requests per path, `.queries` lists them.
     """

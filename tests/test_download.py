@@ -1,6 +1,7 @@
 """The downloader and the Unsplash TSV source, against a local HTTP server on 127.0.0.1 only."""
 
 import json
+import time
 
 import pytest
 
@@ -15,9 +16,12 @@ PHOTOS = {f"/photo/{i}": jpeg_bytes(make_photo(i)) for i in range(6)}
 
 
 def routes(path, nth):
-    """Photos; /flaky fails with 500 once; /gone is 404; /huge is over the cap, declared or not."""
+    """Photos; /slow/N is photo N after a pause; /flaky fails with 500 once; /gone is 404; /huge is over the cap,
+    declared or not."""
     if path in PHOTOS:
         return 200, PHOTOS[path], True
+    if path.startswith("/slow/"):
+        return 200, _after_a_pause(PHOTOS[path.replace("/slow", "/photo")]), False
     if path == "/flaky":
         return (500, b"busy", True) if nth == 1 else (200, PHOTOS["/photo/0"], True)
     if path == "/huge":
@@ -25,6 +29,11 @@ def routes(path, nth):
     if path == "/huge-undeclared":
         return 200, b"x" * 60_000, False
     return 404, b"no", True
+
+
+def _after_a_pause(body):
+    time.sleep(0.3)  # the headers are out: every client of a test has opened its temp file by now
+    yield body
 
 
 def test_fetch_retries_after_a_500_and_never_retries_a_404(tmp_path):
@@ -60,6 +69,16 @@ def test_download_files_keeps_job_order_and_resumes(tmp_path):
         assert download_files(jobs, FAST) == ["present"] * len(PHOTOS) + ["http_404"]
         assert sum(server.requests.values()) == first + 1
     assert (tmp_path / "3.jpg").read_bytes() == PHOTOS["/photo/3"]
+
+
+def test_two_jobs_for_one_file_never_share_a_temp_file(tmp_path):
+    (tmp_path / "a.jpg.0123abcd.part").write_bytes(b"left by a killed run")
+    (tmp_path / "notes.part").write_text("not ours")
+    with local_server(routes) as server:
+        jobs = [(f"{server.base}/slow/{i}", tmp_path / "a.jpg") for i in (1, 1, 1)]
+        assert set(download_files(jobs, FAST)) <= {"downloaded", "present"}
+    assert (tmp_path / "a.jpg").read_bytes() == PHOTOS["/photo/1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "notes.part"]  # no temp file outlives a rerun
 
 
 def test_non_http_urls_are_refused_without_a_request(tmp_path):
@@ -105,3 +124,21 @@ def test_prep_dataset_from_an_unsplash_tsv_with_a_limit_then_resumed(tmp_path):
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [row["source"] for row in manifest] == ["photos.tsv000/id0", "photos.tsv000/id1", "photos.tsv000/id2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos.tsv000"]
+
+
+def test_prep_dataset_downloads_a_repeated_photo_id_once_and_names_failed_downloads(tmp_path):
+    out = tmp_path / "out"
+    options = PrepOptions(photo=PhotoOptions(size=32, min_size=16), download=FAST, progress=False)
+    with local_server(routes) as server:
+        (tmp_path / "photos.tsv000").write_text(
+            "photo_id\tphoto_image_url\n"
+            f"id1\t{server.base}/slow/1\nid2\t{server.base}/slow/2\nid1\t{server.base}/slow/3\n"
+            f"id4\t{server.base}/gone\n"
+        )
+        report = prep_dataset([tmp_path / "photos.tsv000"], out, options)
+    assert report.downloads == {"downloaded": 2}
+    assert report.skipped == {"duplicate_id": 1, "download_http_404": 1}
+    assert report.failures.named == [f"photos.tsv000/id4: download_http_404 ({server.base}/gone)"]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [row["source"] for row in manifest] == ["photos.tsv000/id1", "photos.tsv000/id2"]
+    assert sorted(p.name for p in (out / "downloads" / "photos.tsv000").iterdir()) == ["id1.jpg", "id2.jpg"]

@@ -207,7 +207,7 @@ def test_prep_dataset_keeps_the_good_photos_and_counts_every_skip(corpus, permis
                                      "--min-size", "1", "--max-aspect", "10000", "--min-chroma", "0",
                                      "--dedupe-distance", "-1")
 
-    assert result.returncode == 0, stderr
+    assert result.returncode == 1, stderr  # the set is written; the unreadable files make it a partial success
     kept, skipped = set(), Counter()
     for kind, path, expected in expectations(kinds):
         if kind in PREP_REASONS or (kind == "symlink_to_file" and path.is_symlink()):
@@ -218,6 +218,10 @@ def test_prep_dataset_keeps_the_good_photos_and_counts_every_skip(corpus, permis
             skipped["unreadable"] += 1
     stats = json.loads((out / "stats.json").read_text())
     assert stats["skipped"] == dict(skipped)
+    named = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    failed = skipped["unreadable"] + skipped["unreadable_folder"]  # each named on one line with its cause
+    assert len(named) == stats["failed"] == failed
+    assert named == [one_line(f"error: {line}") for line in stats["failures"]]  # a newline in a name escaped
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert {row["source"] for row in manifest} == kept
     assert not [path for path in out.rglob("*") if ".tmp-" in path.name]

@@ -76,6 +76,9 @@ def test_every_filter_is_counted(tmp_path):
     }
     assert report.skipped == expected
     assert stats(tmp_path / "out")["skipped"] == expected
+    # Only the file that could not be read is a failure; the filters' drops are counted, not named.
+    assert report.failures.count == 1 and report.failures.named[0].startswith("src/truncated.jpg: unreadable (")
+    assert stats(tmp_path / "out")["failures"] == report.failures.named
     rows = manifest(tmp_path / "out")
     assert sorted(row["source"] for row in rows) == [f"src/photo-{i:03d}.jpg" for i in range(6)]
     assert report.candidates == 14  # every image-named file; the text file never was a candidate
@@ -200,8 +203,22 @@ def test_hostile_archives_are_read_safely(tmp_path, name, build, mode, extra):
     before = files_outside(tmp_path, out)
     report = prep_dataset([tmp_path / name], out, OPTIONS)
     assert report.skipped == {**HOSTILE, **extra}
+    assert report.failures.named == [f"{name}/broken.jpg: unreadable (not an image file)"]  # hostile is no failure
     assert sorted(row["source"] for row in manifest(out)) == [f"{name}/{member}" for member in GOOD]
     assert files_outside(tmp_path, out) == before  # nothing written or extracted outside -o
+
+
+def test_zip_members_without_a_file_type_are_regular_files(tmp_path):
+    # zipfile.writestr(name, ...) stores mode 0o600 and no file type; other tools store no mode at all.
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as archive:
+        archive.writestr("photos/p0.jpg", GOOD["photos/p0.jpg"])
+        _zip_member(archive, "photos/p1.jpg", GOOD["photos/p1.jpg"], mode=0o644)
+        _zip_member(archive, "photos/p2.jpg", GOOD["photos/p2.jpg"], mode=0)
+        _zip_member(archive, "sym.jpg", b"/etc/passwd", stat.S_IFLNK | 0o777)
+        _zip_member(archive, "fifo.jpg", b"", stat.S_IFIFO | 0o644)
+    report = prep_dataset([tmp_path / "plain.zip"], tmp_path / "out", OPTIONS)
+    assert report.skipped == {"link": 1, "special_file": 1}
+    assert [row["source"] for row in manifest(tmp_path / "out")] == [f"plain.zip/photos/p{i}.jpg" for i in range(3)]
 
 
 def test_truncated_tar_gz_keeps_what_came_before(tmp_path):
@@ -210,6 +227,7 @@ def test_truncated_tar_gz_keeps_what_came_before(tmp_path):
     (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) * 2 // 3])
     report = prep_dataset([tmp_path / "cut.tar.gz"], tmp_path / "out", OPTIONS)
     assert report.skipped["truncated_archive"] == 1
+    assert report.failures.named[-1].startswith("cut.tar.gz: truncated_archive (")
     assert 1 <= sum(report.images.values()) <= len(GOOD)
 
 
@@ -235,19 +253,46 @@ def test_places_list_gives_labels_and_skips_bad_rows(tmp_path):
     write_photos(images / "a" / "airfield", [1])
     write_photos(images / "b" / "beach", [2])
     (tmp_path / "list.txt").write_text(
-        "/a/airfield/photo-001.jpg 0\n/b/beach/photo-002.jpg 1\n/c/canyon/photo-003.jpg 2\n"
-        "a row without an index\n/../../etc/photo-004.jpg 0\n"
+        "/../../etc/photo-004.jpg 0\n/a/airfield/photo-001.jpg 0\n/b/beach/photo-002.jpg 1\n"
+        "/c/canyon/photo-003.jpg 2\na row without an index\n/a/airfield/photo-001.jpg \u00b2\n"
     )
     options = PrepOptions(photo=SMALL, images_root=images, progress=False)
     report = prep_dataset([tmp_path / "list.txt"], tmp_path / "out", options)
-    assert report.skipped == {"missing_file": 1, "bad_row": 1, "parent_path": 1}
+    assert report.skipped == {"missing_file": 1, "bad_row": 2, "parent_path": 1}  # '\u00b2' (²) is no index
+    assert report.failures.named == ["list.txt/c/canyon/photo-003.jpg: missing_file"]
     assert {row["source"]: row["label"] for row in manifest(tmp_path / "out")} == {
         "list.txt/a/airfield/photo-001.jpg": 0,
         "list.txt/b/beach/photo-002.jpg": 1,
     }
     summary = stats(tmp_path / "out")
-    assert summary["num_labels"] == 3
-    assert summary["labels"] == {"0": "a/airfield", "1": "b/beach", "2": "c/canyon"}
+    # Labels come from the rows that were read: not '../../etc' (refused), nor c/canyon (missing).
+    assert summary["num_labels"] == 2
+    assert summary["labels"] == {"0": "a/airfield", "1": "b/beach"}
+
+
+def test_a_clean_places_list_counts_no_bad_rows(tmp_path):
+    write_photos(tmp_path / "a" / "airfield", [1])
+    (tmp_path / "list.txt").write_text("a/airfield/photo-001.jpg 0\n")
+    report = prep_dataset([tmp_path / "list.txt"], tmp_path / "out", OPTIONS)
+    assert report.skipped == {} and stats(tmp_path / "out")["skipped"] == {}
+    result = CliRunner().invoke(cli, ["prep-dataset", str(tmp_path / "list.txt"), "-o", str(tmp_path / "o2"),
+                                      "--size", "48", "--min-size", "32", "--workers", "1"])
+    assert result.exit_code == 0 and "skipped" not in result.output
+
+
+def test_places_list_never_leaves_the_images_root_through_a_linked_folder(tmp_path):
+    images, outside = tmp_path / "images", tmp_path / "outside"
+    write_photos(images / "a", [1])
+    write_photos(images / "b", [2])
+    write_photos(outside, [11])
+    os.symlink(outside, images / "evil")  # leads out of the root
+    os.symlink(images / "b", images / "alias")  # stays inside it
+    (images / "list.txt").write_text("evil/photo-011.jpg 0\na/photo-001.jpg 1\nalias/photo-002.jpg 2\n")
+    report = prep_dataset([images / "list.txt"], tmp_path / "out", OPTIONS)
+    assert report.skipped == {"outside_root": 1}
+    assert [row["source"] for row in manifest(tmp_path / "out")] == ["list.txt/a/photo-001.jpg",
+                                                                      "list.txt/alias/photo-002.jpg"]
+    assert stats(tmp_path / "out")["labels"] == {"1": "a", "2": "alias"}
 
 
 def test_labels_option_labels_archive_members(tmp_path):
@@ -358,15 +403,27 @@ def test_near_duplicate_index_agrees_with_brute_force():
 # ---- command line -------------------------------------------------------------------------------------
 
 
+def prep_command(*args):
+    return CliRunner().invoke(cli, ["prep-dataset", *map(str, args), "--size", "48", "--min-size", "32",
+                                    "--workers", "1"])
+
+
 def test_command_summarises_and_fails_in_one_line(tmp_path):
     write_photos(tmp_path / "src", range(5))
     (tmp_path / "src" / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    (tmp_path / "src" / "tiny.jpg").write_bytes(jpeg_bytes(make_photo(60, (20, 24))))  # a filter's, not a failure
     runner = CliRunner()
-    args = ["prep-dataset", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--size", "48", "--min-size", "32",
-            "--workers", "1"]
-    result = runner.invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    assert "5 photos kept" in result.output and "skipped unreadable: 1" in result.output
+    for _ in range(2):  # the rerun reuses the shard, and still names the failure
+        result = prep_command(tmp_path / "src", "-o", tmp_path / "out")
+        assert result.exit_code == 1, result.output
+        assert "5 photos kept" in result.stdout and "skipped unreadable: 1" in result.stdout
+        assert result.stderr == "error: src/broken.jpg: unreadable (not an image file)\n"
+    assert stats(tmp_path / "out")["failed"] == 1
+    assert stats(tmp_path / "out")["failures"] == ["src/broken.jpg: unreadable (not an image file)"]
+
+    (tmp_path / "src" / "broken.jpg").unlink()
+    result = prep_command(tmp_path / "src", "-o", tmp_path / "out")
+    assert result.exit_code == 0 and result.stderr == "" and "skipped too_small: 1" in result.stdout
 
     result = runner.invoke(cli, ["prep-dataset", str(tmp_path / "nope.zip"), "-o", str(tmp_path / "o2")])
     assert result.exit_code == 2 and result.output.strip().splitlines()[-1].endswith("no such file or folder")
@@ -377,7 +434,42 @@ def test_command_summarises_and_fails_in_one_line(tmp_path):
     assert result.exit_code == 2 and "no usable photos" in result.output
 
 
+def test_command_names_the_first_failures_of_a_huge_dump(tmp_path):
+    write_photos(tmp_path / "src", [1])
+    for i in range(53):
+        (tmp_path / "src" / f"bad-{i:02d}.jpg").write_bytes(b"\xff\xd8\xff")
+    result = prep_command(tmp_path / "src", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[:50] == [f"error: src/bad-{i:02d}.jpg: unreadable (not an image file)" for i in range(50)]
+    assert lines[50:] == ["error: 3 more files failed; they are in the skip counts"]
+    assert stats(tmp_path / "out")["failed"] == 53 and len(stats(tmp_path / "out")["failures"]) == 50
+
+
+def test_a_failed_file_with_a_newline_in_its_name_stays_on_one_line(tmp_path):
+    write_photos(tmp_path / "src", [1])
+    (tmp_path / "src" / "two\nlines.jpg").write_bytes(b"\xff\xd8\xff")
+    result = prep_command(tmp_path / "src", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and result.stderr == "error: src/two\\nlines.jpg: unreadable (not an image file)\n"
+
+
+def test_output_inside_a_source_folder_is_refused(tmp_path):
+    src = tmp_path / "src"
+    write_photos(src / "nested", range(2))
+    os.symlink(src, tmp_path / "link")
+    before = sorted(src.rglob("*"))
+    for out in (src, src / "nested", src / "new", tmp_path / "link" / "nested"):
+        result = prep_command(src, "-o", out)
+        assert result.exit_code == 2, out
+        assert result.output.count("\n") == 1 and "is inside input folder" in result.output
+    assert sorted(src.rglob("*")) == before  # nothing written into the source
+    result = prep_command(src, "-o", tmp_path)  # an output folder above a source is fine
+    assert result.exit_code == 0, result.output
+    assert len(manifest(tmp_path)) == 2
+
+
 def test_help_teaches_with_examples():
     result = CliRunner().invoke(cli, ["prep-dataset", "--help"])
     assert result.exit_code == 0
     assert "Examples:" in result.output and "--labels" in result.output and "photos.tsv" in result.output
+    assert "Exit codes: 0" in result.output

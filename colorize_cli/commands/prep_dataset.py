@@ -1,15 +1,18 @@
 """`colorize prep-dataset`: build a compact, checked training set from folders, archives and photo lists."""
 
 import os
+import sys
 from pathlib import Path
 
 import click
 
 from colorize_cli.commands.common import FatalError, user_errors
+from colorize_cli.photos.discovery import InputError
 from colorize_cli.prep.download import DownloadOptions
 from colorize_cli.prep.photo import CROPS, PhotoOptions
 from colorize_cli.prep.pipeline import PrepError, PrepOptions, prep_dataset
 from colorize_cli.prep.sources import SourceError
+from colorize_cli.progress import one_line
 
 MB = 1 << 20
 
@@ -29,12 +32,18 @@ Examples:
 Output (DIR):
   shards/*.bin      photos as raw 8-bit RGB, read by `train` through memory maps
   manifest.jsonl    one line per photo: source, hash, size, label, split, shard
-  stats.json        counts per split and per skip reason, the 313-bin ab prior
-  downloads/        photos fetched for Unsplash TSV sources""",
+  stats.json        counts per split and per skip reason, failed files, the 313-bin ab prior
+  downloads/        photos fetched for Unsplash TSV sources
+
+\b
+Exit codes: 0 every candidate read (filters may have dropped some), 1 the set was
+written but some file failed (unreadable, corrupt, truncated, missing or not
+downloaded: each named on stderr, the first 50 also in stats.json), 2 usage error
+or no usable photo.""",
 )
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder; nothing is written outside it. Rerunning resumes.")
+              help="Output folder, not inside a source folder; nothing is written outside it. Rerunning resumes.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(16),
               help="Short side of the stored photos in px (larger photos are shrunk, smaller kept).")
 @click.option("--min-size", default=128, show_default=True, type=click.IntRange(1),
@@ -69,7 +78,7 @@ Output (DIR):
 @click.option("--max-download-mb", default=32, show_default=True, type=click.IntRange(1),
               help="Abandon downloads larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar (it is off anyway when stderr is not a terminal).")
-@user_errors(SourceError, PrepError)
+@user_errors(SourceError, PrepError, InputError)
 def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chroma, dedupe_distance,
                          val_fraction, labels, images_root, workers, limit, shard_images, max_file_mb,
                          max_pixels, download_workers, retries, max_download_mb, quiet):
@@ -80,10 +89,11 @@ def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chr
     Unsplash photos.tsv file (its photo_image_url column is downloaded into DIR/downloads).
 
     Every photo is decoded, turned upright (EXIF), converted to sRGB (ICC profiles honoured) and shrunk
-    so that its short side is --size. Too small, unreadable, grey or sepia, near-duplicate and extreme
-    aspect photos are dropped and counted; so are unsafe archive members (links, device files, absolute
-    or `..` paths, bombs). The train/val split follows a hash of each file's content, so adding photos
-    never moves old ones.
+    so that its short side is --size. Too small, grey or sepia, near-duplicate and extreme aspect photos
+    are dropped and counted; so are unsafe archive members (links, device files, absolute or `..` paths,
+    bombs). Files that cannot be read (corrupt, truncated, missing, not downloaded) are also named with
+    their cause, one line each. The train/val split follows a hash of each file's content, so adding
+    photos never moves old ones.
     """
     options = PrepOptions(
         photo=PhotoOptions(size=size, min_size=min_size, crop=crop, max_aspect=max_aspect,
@@ -104,6 +114,12 @@ def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chr
     except OSError as err:  # reading errors are counted per photo: this is the output's disk, full or read-only
         raise click.ClickException(f"{out}: cannot write the training set ({err.strerror or err}); "
                                    "finished shards are kept, rerun to resume") from None
+    failures = report.failures
+    for line in failures.named:
+        click.echo(one_line(f"error: {line}"), err=True)  # a file name may hold a newline
+    if failures.count > len(failures.named):
+        click.echo(f"error: {failures.count - len(failures.named)} more files failed; they are in the skip counts",
+                   err=True)
     kept = report.images["train"] + report.images["val"]
     click.echo(f"{out}: {kept} photos kept (train {report.images['train']}, val {report.images['val']}) "
                f"of {report.candidates} candidates in {report.seconds:.1f} s "
@@ -115,3 +131,4 @@ def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chr
         click.echo(f"skipped {reason}: {count}")
     if kept == 0:
         raise FatalError(f"no usable photos in {', '.join(map(str, sources))}; see the skip counts above")
+    sys.exit(1 if failures.count else 0)

@@ -1,11 +1,13 @@
 """The one place that downloads: HTTP(S) files fetched with bounded parallelism, retries and a size cap.
 
-A file under its final name is always complete (written as `.part`, then renamed), so a rerun skips
-what is already there and resumes the rest.
+A file under its final name is always complete (written to a `.part` file of its own, then renamed), so a
+rerun skips what is already there and resumes the rest.
 """
 
 import os
 import random
+import re
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +22,7 @@ from colorize_cli import __version__
 CHUNK_BYTES = 1 << 16
 # Worth another try: the server is busy or broken for a moment, not refusing this file for good.
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+PART_NAME = re.compile(r".+\.[0-9a-f]{8}\.part")  # DEST_NAME.RANDOM.part
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def fetch(url, dest, options=DownloadOptions()):
         return "present"
     if urlsplit(url).scheme not in ("http", "https"):
         return "bad_url"
-    part = dest.with_name(dest.name + ".part")
+    part = _claim_part(dest)
     attempt = 0
     try:
         while True:
@@ -90,17 +93,39 @@ def fetch(url, dest, options=DownloadOptions()):
         part.unlink(missing_ok=True)
 
 
+def _claim_part(dest):
+    """A new, empty temp file beside `dest`, created exclusively: two writers of one `dest` never share it."""
+    while True:
+        part = dest.with_name(f"{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return part
+        except FileExistsError:
+            continue
+
+
+def _remove_stale_parts(folder):
+    """Temp files left by a killed run (no temp file outlives a rerun); one run per folder at a time."""
+    for path in folder.glob("*.part"):
+        if PART_NAME.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+
+
 def download_files(jobs, options=DownloadOptions(), on_done=None):
     """Fetch (url, dest) pairs with at most `options.workers` requests in flight; outcomes in job order.
 
     `on_done(outcome)` is called once per finished job (for a progress bar).
     """
-    outcomes = []
+    outcomes, folders = [], set()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         pending = deque()
         # Submitting lazily keeps millions of rows from becoming millions of queued futures.
         for url, dest in jobs:
-            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(dest).parent
+            if folder not in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                _remove_stale_parts(folder)
+                folders.add(folder)
             pending.append(pool.submit(fetch, url, dest, options))
             while len(pending) >= 2 * options.workers:
                 outcomes.append(_finish(pending.popleft(), on_done))

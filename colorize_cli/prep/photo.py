@@ -27,7 +27,7 @@ class PhotoError(ValueError):
 
     def __init__(self, reason, detail=""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ def open_photo(data, max_pixels=Image.MAX_IMAGE_PIXELS):
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:
         raise PhotoError("too_large_image", str(err)) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except UnidentifiedImageError:
+        raise PhotoError("unreadable", "not an image file") from None  # Pillow's message names a BytesIO
+    except (OSError, ValueError, SyntaxError) as err:
         raise PhotoError("unreadable", str(err)) from None
     width, height = image.size
     if width * height > max_pixels:

@@ -2,10 +2,11 @@
 
 Output folder layout:
   shards/NNNNN.bin   the kept photos of one chunk of candidates: uint8 RGB pixels back to back (H*W*3 each)
-  shards/NNNNN.json  the chunk's record (rows, skip counts, ab histogram); written last, so it marks the
-                     shard finished and a rerun over the same candidates with the same settings skips it
+  shards/NNNNN.json  the chunk's record (rows, skip counts, failures, ab histogram); written last, so it marks
+                     the shard finished and a rerun over the same candidates with the same settings skips it
   manifest.jsonl     one row per kept photo: source, hash, bytes, width, height, label, split, shard, offset
-  stats.json         images per split, skips per reason, labels, the ab histogram and its smoothed prior
+  stats.json         images per split, skips per reason, the files that failed, labels, the ab histogram and
+                     its smoothed prior
   downloads/         files fetched for Unsplash TSV sources (kept, so a rerun does not fetch them again)
 
 Raw pixels rather than JPEG bytes: the reader memory-maps a shard and copies a crop, with no decoding;
@@ -27,8 +28,10 @@ import torch
 from tqdm import tqdm
 
 from colorize_cli.colour.ab_bins import NUM_BINS, smoothed_prior
+from colorize_cli.photos.discovery import check_output_dir
 from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.prep.download import DownloadOptions
+from colorize_cli.prep.failures import Failures, failure_line, is_failure
 from colorize_cli.prep.perceptual_hash import NearDuplicateIndex
 from colorize_cli.prep.photo import PhotoError, PhotoOptions, prepare_photo
 from colorize_cli.prep.sources import (
@@ -78,6 +81,7 @@ class PrepReport:
     out: Path
     images: Counter = field(default_factory=Counter)  # split -> photos kept
     skipped: Counter = field(default_factory=Counter)  # reason -> candidates or members dropped
+    failures: Failures = field(default_factory=Failures)  # the skipped files that could not be read, named
     downloads: Counter = field(default_factory=Counter)
     candidates: int = 0
     shards_written: int = 0
@@ -90,6 +94,7 @@ class _Outcome:
     digest: str | None
     nbytes: int
     reason: str | None = None
+    detail: str = ""
     photo: object = None
 
 
@@ -97,13 +102,13 @@ def _process(item, options):
     """Worker: read, hash and prepare one candidate (runs in a worker process)."""
     try:
         data = item.read()
-    except OSError:
-        return _Outcome(None, 0, "unreadable")
+    except OSError as err:
+        return _Outcome(None, 0, "unreadable", err.strerror or str(err))
     digest = content_hash(data)
     try:
         return _Outcome(digest, len(data), photo=prepare_photo(data, digest, options))
     except PhotoError as err:
-        return _Outcome(digest, len(data), err.reason)
+        return _Outcome(digest, len(data), err.reason, err.detail)
 
 
 def _init_worker():
@@ -183,15 +188,15 @@ def _reusable_record(out, index, names, settings):
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("names") != names or record.get("settings") != settings:
-        return None
+    if record.get("names") != names or record.get("settings") != settings or "failed" not in record:
+        return None  # other candidates or settings, or a record from before failures were named
     return record
 
 
 def _build_shard(out, index, chunk, outcomes, kept, options, on_item):
     """Write the kept photos of one chunk to shards/NNNNN.bin, then its record; return the record."""
     shard = f"{index:05d}"
-    rows, rejected, ab_counts, offset = [], Counter(), np.zeros(NUM_BINS, np.int64), 0
+    rows, rejected, failed, ab_counts, offset = [], Counter(), [], np.zeros(NUM_BINS, np.int64), 0
     with atomic_write(out / "shards" / f"{shard}.bin") as tmp, open(tmp, "wb") as stream:
         for item, outcome in zip(chunk, outcomes, strict=True):
             on_item()
@@ -199,6 +204,8 @@ def _build_shard(out, index, chunk, outcomes, kept, options, on_item):
             reason = outcome.reason or kept.reason_to_drop(outcome.digest, photo.dhash)
             if reason:
                 rejected[reason] += 1
+                if is_failure(reason):
+                    failed.append(failure_line(item.name, reason, outcome.detail))
                 continue
             split = split_for(outcome.digest, options.val_fraction)
             height, width = photo.pixels.shape[:2]
@@ -225,6 +232,7 @@ def _build_shard(out, index, chunk, outcomes, kept, options, on_item):
         "settings": options.settings(),
         "candidates": len(chunk),
         "rejected": dict(rejected),
+        "failed": failed,
         "ab_counts": ab_counts.tolist(),
         "rows": rows,
     }
@@ -250,8 +258,10 @@ def prep_dataset(sources, out, options=PrepOptions()):
     out = Path(out)
     if not sources:
         raise PrepError("give at least one source: a folder, .tar[.gz], .zip, Places list or photos.tsv")
-    for source in sources:
-        source_kind(source)  # a missing or unknown source stops the run before anything is written
+    kinds = [source_kind(source) for source in sources]  # a missing or unknown source stops the run here
+    # Shards written into a source folder would be read as its photos next time, and skipping them drops
+    # whatever else is there: refuse it, as `colorize` does (an output folder above a source is fine).
+    check_output_dir(out, [source for source, kind in zip(sources, kinds, strict=True) if kind == "folder"], [])
     labels = read_label_list(options.labels) if options.labels else None
     (out / "shards").mkdir(parents=True, exist_ok=True)
     source_options = SourceOptions(
@@ -262,9 +272,9 @@ def prep_dataset(sources, out, options=PrepOptions()):
         download=options.download,
         # Landscape photos up to the aspect limit still get a short side of at least --size.
         request_width=round(options.photo.size * options.photo.max_aspect),
-        exclude=out,
     )
-    tally, report = SourceTally(), PrepReport(out)
+    tally = SourceTally()
+    report = PrepReport(out, failures=tally.failures)  # one list, so that failures are named in the order met
     if labels:
         tally.add_labels(labels)
     kept, settings = _Kept(options.dedupe_distance), options.settings()
@@ -284,6 +294,8 @@ def prep_dataset(sources, out, options=PrepOptions()):
                 report.shards_reused += 1
             rows += record["rows"]
             report.skipped.update(record["rejected"])
+            for line in record["failed"]:
+                report.failures.add(line)
             ab_counts += np.asarray(record["ab_counts"], np.int64)
             report.candidates += record["candidates"]
             count = index + 1
@@ -308,6 +320,8 @@ def _stats(sources, options, report, label_names, ab_counts):
         "images": {"train": report.images["train"], "val": report.images["val"]},
         "candidates": report.candidates,
         "skipped": dict(sorted(report.skipped.items())),
+        "failed": report.failures.count,
+        "failures": report.failures.named,  # the first of them, as printed
         "num_labels": max(label_names, default=-1) + 1,
         "labels": {str(index): name for index, name in sorted(label_names.items())},
         "ab_counts": ab_counts.tolist(),

@@ -2,7 +2,8 @@
 
 Every source yields `SourceItem`s in a fixed order. Archives are read as streams, never extracted. Members
 that must not be read (links, device files, absolute or `..` paths, oversize or non-image members, bad
-list rows) are skipped and counted by reason; a source that cannot be read at all raises `SourceError`.
+list rows) are skipped and counted by reason, and those that could not be read are named too (see
+failures.py); a source that cannot be read at all raises `SourceError`.
 """
 
 import hashlib
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from colorize_cli.photos.discovery import is_image_name
 from colorize_cli.prep.download import DownloadOptions, download_files
+from colorize_cli.prep.failures import Failures, failure_line, is_failure
 
 URL_COLUMN = "photo_image_url"
 ID_COLUMN = "photo_id"
@@ -79,7 +81,8 @@ def read_label_list(path):
                 fields = line.split()
                 if not fields:
                     continue
-                if len(fields) != 2 or not fields[1].isdigit():
+                # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+                if len(fields) != 2 or not (fields[1].isascii() and fields[1].isdigit()):
                     labels.bad_rows += 1
                     continue
                 relative, index = fields[0].replace("\\", "/").lstrip("/"), int(fields[1])
@@ -102,7 +105,6 @@ class SourceOptions:
     download_dir: Path | None = None
     download: DownloadOptions = DownloadOptions()
     request_width: int | None = None
-    exclude: Path | None = None
 
     def label_of(self, member):
         """The --labels label of a member, or -1."""
@@ -111,11 +113,18 @@ class SourceOptions:
 
 @dataclass
 class SourceTally:
-    """What the sources skipped (reason -> count), what the downloader did, the label names met."""
+    """What the sources skipped (reason -> count) and could not read, what the downloader did, the labels met."""
 
     skipped: Counter = field(default_factory=Counter)
+    failures: Failures = field(default_factory=Failures)
     downloads: Counter = field(default_factory=Counter)
     label_names: dict = field(default_factory=dict)
+
+    def skip(self, name, reason, detail=""):
+        """Count a skipped file or member; one that could not be read is named as well."""
+        self.skipped[reason] += 1
+        if is_failure(reason):
+            self.failures.add(failure_line(name, reason, detail))
 
     def add_labels(self, labels):
         """Record a label list's category names (the first name given to an index wins)."""
@@ -187,19 +196,22 @@ def _file_reason(path, options):
 
 
 def _folder_items(root, options, tally, limit):
-    exclude = options.exclude.resolve() if options.exclude else None
+    top = root.resolve().name
+
+    def name_of(path):  # "<folder name>/<path inside it>", as the manifest writes it
+        return "/".join((top, *Path(path).relative_to(root).parts))
 
     def unlisted(err):
-        tally.skipped["unreadable_folder"] += 1
+        tally.skip(name_of(err.filename or root), "unreadable_folder", err.strerror or str(err))
 
     for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
         here = Path(folder)
         kept = []
         for name in sorted(dirs):
-            if name.startswith(".") or (exclude is not None and (here / name).resolve() == exclude):
+            if name.startswith("."):
                 continue
             if (here / name).is_symlink():
-                tally.skipped["link"] += 1
+                tally.skip(name_of(here / name), "link")
             else:
                 kept.append(name)
         dirs[:] = kept
@@ -209,23 +221,39 @@ def _folder_items(root, options, tally, limit):
             path = here / name
             reason = _file_reason(path, options)
             if reason:
-                tally.skipped[reason] += 1
+                tally.skip(name_of(path), reason)
                 continue
-            relative = path.relative_to(root).as_posix()
-            yield SourceItem(f"{root.resolve().name}/{relative}", options.label_of(relative), path=str(path))
+            yield SourceItem(name_of(path), options.label_of(path.relative_to(root).as_posix()), path=str(path))
+
+
+def _escape_reason(folder, real_root, resolved):
+    """'outside_root' when `folder` leads out of the images root through a symlinked folder, or None.
+
+    `resolved` caches the answer per folder: a list names a few hundred folders, a million times.
+    """
+    if folder not in resolved:
+        real = Path(os.path.realpath(folder))
+        resolved[folder] = real == real_root or real_root in real.parents
+    return None if resolved[folder] else "outside_root"
 
 
 def _places_items(list_path, options, tally, limit):
     labels = read_label_list(list_path)
-    tally.add_labels(labels)
-    tally.skipped["bad_row"] += labels.bad_rows
+    if labels.bad_rows:
+        tally.skipped["bad_row"] += labels.bad_rows
     root = Path(options.images_root) if options.images_root else list_path.parent
+    real_root, resolved = Path(os.path.realpath(root)), {}
     for relative, label in labels.entries:
-        reason = _unsafe_reason(relative) or _file_reason(root / relative, options)
+        name, path = f"{list_path.name}/{relative}", root / relative
+        reason = (
+            _unsafe_reason(relative) or _escape_reason(path.parent, real_root, resolved) or _file_reason(path, options)
+        )
         if reason:
-            tally.skipped[reason] += 1
+            tally.skip(name, reason)
             continue
-        yield SourceItem(f"{list_path.name}/{relative}", label, path=str(root / relative))
+        # Only rows that are read name a label: a refused row's folder ('../outside') is no category.
+        tally.label_names.setdefault(label, str(PurePosixPath(relative).parent))
+        yield SourceItem(name, label, path=str(path))
 
 
 def _member_reason(name, kind_reason, size, options):
@@ -256,20 +284,22 @@ def _tar_items(path, options, tally, limit):
                     continue
                 reason = _member_reason(member.name, _tar_kind_reason(member), member.size, options)
                 if reason:
-                    tally.skipped[reason] += 1
+                    tally.skip(f"{path.name}/{member.name}", reason)
                     continue
                 data = archive.extractfile(member).read()
                 yield SourceItem(f"{path.name}/{member.name}", options.label_of(member.name), data=data)
-        except (tarfile.TarError, OSError, EOFError, zlib.error):
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
             # A truncated or corrupt stream ends the archive; what was read before it is kept.
-            tally.skipped["truncated_archive"] += 1
+            tally.skip(path.name, "truncated_archive", str(err) or type(err).__name__)
 
 
 def _zip_kind_reason(info):
-    mode = info.external_attr >> 16  # Unix mode bits, when the zip was made on Unix
-    if stat.S_ISLNK(mode):
+    # The Unix file type, when the zip was made on Unix. 0 says nothing (zipfile's writestr and many other
+    # tools store only permission bits, or nothing) and is taken as a regular file.
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
         return "link"
-    return "special_file" if mode and not stat.S_ISREG(mode) else None
+    return None if kind in (0, stat.S_IFREG) else "special_file"
 
 
 def _zip_items(path, options, tally, limit):
@@ -281,26 +311,28 @@ def _zip_items(path, options, tally, limit):
         for info in archive.infolist():
             if info.is_dir():
                 continue
+            name = f"{path.name}/{info.filename}"
             reason = _member_reason(info.filename, _zip_kind_reason(info), info.file_size, options)
             if reason:
-                tally.skipped[reason] += 1
+                tally.skip(name, reason)
                 continue
             try:
                 with archive.open(info) as member:
                     # Read one byte past the cap: a member that inflates beyond its declared size is a bomb.
                     data = member.read(options.max_file_bytes + 1)
-            except (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError, RuntimeError):
-                tally.skipped["corrupt_member"] += 1
+            except (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError, RuntimeError) as err:
+                tally.skip(name, "corrupt_member", str(err) or type(err).__name__)
                 continue
             if len(data) > options.max_file_bytes:
-                tally.skipped["too_large_file"] += 1
+                tally.skip(name, "too_large_file")
                 continue
-            yield SourceItem(f"{path.name}/{info.filename}", options.label_of(info.filename), data=data)
+            yield SourceItem(name, options.label_of(info.filename), data=data)
 
 
 def read_unsplash_rows(path, tally, limit=None):
-    """(photo id, URL) pairs from an Unsplash photos.tsv file; rows with bad fields or URLs are counted."""
-    rows = []
+    """(photo id, URL) pairs from an Unsplash photos.tsv file; rows with bad fields or URLs, or an id met
+    before (it would be the same download file), are counted."""
+    rows, ids = [], set()
     try:
         with open(path, encoding="utf-8", errors="replace", newline="") as stream:
             header = stream.readline().rstrip("\r\n").split("\t")
@@ -320,6 +352,10 @@ def read_unsplash_rows(path, tally, limit=None):
                 photo_id = fields[id_at] if id_at is not None else ""
                 if not SAFE_ID.fullmatch(photo_id):  # the id becomes a file name: never trust it as a path
                     photo_id = hashlib.sha1(url.encode()).hexdigest()[:16]
+                if photo_id in ids:
+                    tally.skipped["duplicate_id"] += 1
+                    continue
+                ids.add(photo_id)
                 rows.append((photo_id, url))
     except OSError as err:
         raise SourceError(path, f"cannot read ({err.strerror or err})") from None
@@ -341,12 +377,12 @@ def _unsplash_items(path, options, tally, limit):
     jobs = [(sized_url(url, options.request_width), folder / f"{photo_id}.jpg") for photo_id, url in rows]
     with tqdm(total=len(jobs), desc="downloading", unit="file", disable=None) as bar:
         outcomes = download_files(jobs, options.download, on_done=lambda _: bar.update())
-    for (photo_id, _), (_, dest), outcome in zip(rows, jobs, outcomes, strict=True):
+    for (photo_id, url), (_, dest), outcome in zip(rows, jobs, outcomes, strict=True):
         if outcome in ("downloaded", "present"):
             tally.downloads[outcome] += 1
             yield SourceItem(f"{path.name}/{photo_id}", path=str(dest))
         else:
-            tally.skipped[f"download_{outcome}"] += 1
+            tally.skip(f"{path.name}/{photo_id}", f"download_{outcome}", url)
 
 
 _READERS = {
