@@ -38,7 +38,8 @@ _EXPORTS = {
     "run_batch": "colorize_cli.colorize.batch",
     "evaluate_folder": "colorize_cli.evaluate.report",
     "prep_dataset": "colorize_cli.prep.pipeline",
-    "train": "colorize_cli.train.loop",
+    # Not "train": that name is the subpackage colorize_cli.train, which Python binds over any such export.
+    "train_model": "colorize_cli.train.loop:train",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -49,4 +50,5 @@ def __getattr__(name):
         raise AttributeError(f"module 'colorize_cli' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    module, _, attribute = _EXPORTS[name].partition(":")
+    return getattr(importlib.import_module(module), attribute or name)

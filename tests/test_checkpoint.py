@@ -107,6 +107,8 @@ def test_truncated_missing_and_headerless_files(tmp_path):
         load_checkpoint(truncated)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.safetensors")
+    with pytest.raises(CheckpointError, match=r"a folder, not a checkpoint file; .* e\.g\. .*good\.safetensors"):
+        load_checkpoint(tmp_path)  # a run folder given as --model
     bare = tmp_path / "bare.safetensors"
     save_file({"x": torch.zeros(2)}, str(bare))
     with pytest.raises(CheckpointError, match="without a colorize header"):

@@ -1,6 +1,7 @@
 """The command group: help, version, default command routing, device selection, process settings."""
 
 import os
+import types
 import subprocess
 import sys
 
@@ -62,8 +63,15 @@ def test_library_api_is_importable_from_the_package():
 
     for name in colorize_cli.__all__:
         assert getattr(colorize_cli, name) is not None
+        assert not isinstance(getattr(colorize_cli, name), types.ModuleType), name  # an export, not a subpackage
     with pytest.raises(AttributeError):
         colorize_cli.no_such_thing
+
+
+def test_train_model_is_the_function_also_after_the_train_subpackage_loaded():
+    code = ("import colorize_cli.train.loop\nfrom colorize_cli import train_model\n"
+            "assert train_model is colorize_cli.train.loop.train")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,10 @@ def test_wheel_carries_the_weights_and_colorizes_from_another_folder(tmp_path):
     for line in filter(None, sums):
         digest, name = line.split()
         assert hashlib.sha256((installed / name.lstrip("*")).read_bytes()).hexdigest() == digest, name
+    # The ImageNet weights inside gan and autoencoder are Apache-2.0: its text travels with them.
+    assert "Apache License" in (installed / "LICENSE-EfficientNet-Lite.txt").read_text()
+    with zipfile.ZipFile(wheel) as archive:
+        assert any(name.endswith("licenses/LICENSE") or name.endswith("/LICENSE") for name in archive.namelist())
 
     work = tmp_path / "elsewhere"
     work.mkdir()

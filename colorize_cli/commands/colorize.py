@@ -47,7 +47,7 @@ or no usable model, 130 / 143 interrupted by SIGINT / SIGTERM (rerun to resume).
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: <input>_colorized beside the input].")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Shipped model name (cnn, regression, classification, autoencoder, gan) or a checkpoint path.")
 @device_option
-@click.option("--render-size", type=click.IntRange(32, 4096), help="Working size: the SHORT side, in px, the network sees (never upscaled) [default: the model's].")
+@click.option("--render-size", type=click.IntRange(32, 4096), help="Working size: the SHORT side, in px, the network sees; larger photos are shrunk to it, smaller ones kept (but at least the network's minimum, two of its size multiples) [default: the model's].")
 @click.option("--saturation", type=click.FloatRange(0, 4), default=1.0, show_default=True, help="Scale predicted chroma (1.0 = model output).")
 @click.option("--format", "output_format", type=click.Choice(["same", "jpg", "png", "tif"]), default="same", show_default=True, help="Output format; same keeps JPEG/PNG/TIFF, others become PNG. 16-bit inputs give 16 bits per channel in TIFF and PNG (48-bit RGB); JPEG holds 8.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")

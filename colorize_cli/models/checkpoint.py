@@ -124,6 +124,10 @@ def record_checksum(path):
 
 
 def _open(path):
+    if path.is_dir():  # most often a training run: its weights are files inside it
+        found = sorted(path.glob("*.safetensors"))
+        hint = f", e.g. {found[0]}" if found else ""
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file; name a .safetensors file in it{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
