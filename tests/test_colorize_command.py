@@ -233,3 +233,14 @@ def test_a_gray_profile_is_not_carried_into_the_colour_result_and_that_is_said(c
         "its gray levels are taken as sRGB's"]
     with Image.open(tmp_path / "out" / "profiled.png") as out:
         assert "icc_profile" not in out.info and out.mode == "RGB"
+
+
+def test_json_names_every_source_as_it_was_given(photo_tree, cnn_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(photo_tree.parent)
+    listing = "photos/gray.jpg\nphotos/missing.jpg\n"
+
+    result = run("--files-from", "-", "-o", tmp_path / "out", "--model", cnn_checkpoint, "--json", stdin=listing)
+
+    assert result.exit_code == 1  # the missing one
+    sources = [json.loads(line)["source"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert sorted(sources) == ["photos/gray.jpg", "photos/missing.jpg"]

@@ -79,7 +79,7 @@ def plan_jobs(inputs, out_dir, output_format="same", sidecars=lambda output: ())
     for root, files, unlisted, is_folder in roots:
         prefix = Path(root.name) if several and is_folder else Path()
         for source in files:
-            relative = prefix / source.relative_to(root)
+            relative = prefix / (source.relative_to(root) if is_folder else source.absolute().relative_to(root))
             output = out_dir / relative.with_suffix(output_suffix(source, output_format))
             for written in (output, *sidecars(output)):
                 if written in seen:
@@ -127,7 +127,7 @@ def _input_roots(inputs):
             missing.append(item)
     if loose:
         common = Path(os.path.commonpath([str(p.absolute().parent) for p in loose]))
-        roots.append((common, [p.absolute() for p in loose], [], False))
+        roots.append((common, loose, [], False))  # each named as given, like a folder's files and a missing path
     return roots, missing
 
 
