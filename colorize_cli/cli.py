@@ -1,5 +1,7 @@
 """The `colorize` command line: a group whose default subcommand colorizes photos."""
 
+import os
+import threading
 import warnings
 
 import click
@@ -7,6 +9,7 @@ from PIL import Image
 
 from colorize_cli import __version__
 from colorize_cli.commands import COMMANDS
+from colorize_cli.photos.io import path_being_read
 from colorize_cli.progress import one_line
 
 DEFAULT_COMMAND = "colorize"
@@ -54,11 +57,24 @@ for command in COMMANDS:
 def main():
     """Console-script entry point."""
     warnings.showwarning = _show_warning
+    # Pillow's warnings do not name the file, so each file's is shown, not only the first of a kind.
+    warnings.filterwarnings("always", category=UserWarning, module=r"PIL\.")
     # read_image refuses an image over its pixel limit in one line; Pillow's bomb warning would only say it first.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     cli(prog_name="colorize")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """A warning as one line on stderr, without Python's source excerpt: `warning: <message>`."""
-    click.echo(f"warning: {one_line(' '.join(str(message).split()))}", err=True)
+    """A warning as one line on stderr, without Python's source excerpt: `warning: <message>`, naming the
+    file being read when the message (one of Pillow's) does not."""
+    text = " ".join(str(message).split())
+    path = path_being_read()
+    if path is not None and os.fspath(path) not in text:
+        text = f"{os.fspath(path)}: {text}"
+    if text == getattr(_last_warning, "text", None):  # Pillow may say it twice while reading one file
+        return
+    _last_warning.text = text
+    click.echo(f"warning: {one_line(text)}", err=True)
+
+
+_last_warning = threading.local()

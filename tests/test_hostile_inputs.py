@@ -174,6 +174,10 @@ def test_colorize_names_every_bad_file_once_and_colorizes_the_rest(corpus, permi
     assert records == {}
     for path in [*kinds["multipage_tiff"], *kinds["animated"]]:
         assert f"warning: {path}: more than one page or frame; only the first is read" in lines
+    # Pillow's own warning does not name the file: the line does, once.
+    [bad_offset] = [path for path in kinds["exif_broken"] if path.name == "exif_bad_offset.jpg"]
+    assert [line for line in lines if "Corrupt EXIF data" in line] == [
+        f"warning: {bad_offset}: Corrupt EXIF data. Expecting to read 2 bytes but only got 0."]
     assert len([line for line in lines if line.startswith("error: ")]) == result.stdout.count(b'"failed"')
     assert not list(out.rglob(".*.tmp-*"))
 

@@ -25,6 +25,7 @@ import lzma
 import os
 import stat
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -160,6 +161,7 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard moves up to ours, never down (thread-safe)
     _require_regular_file(path)
+    _being_read.path = path
     try:
         try:
             samples, premultiplied, gray_in_colour, bit_depth, exif_bytes, icc, fmt = _decode_by_pillow(
@@ -182,6 +184,8 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
         if not type(err).__module__.startswith("imagecodecs"):
             raise
         raise ImageReadError(path, f"error while decompressing data: {err}") from err
+    finally:
+        _being_read.path = None
     colour = gray_in_colour or samples.shape[2] >= 3  # as stored: its RGB profile still describes the output
     if icc is not None and profiles.colour_space(icc) != (b"RGB " if colour else b"GRAY"):
         if profiles.colour_space(icc) == b"CMYK":  # LittleCMS could apply it; we have no ink profile to test with
@@ -191,6 +195,15 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
     if colour and icc is not None and not gray_in_colour:  # (_gray_jpeg took only sRGB profiles)
         samples, icc = _in_srgb(path, samples, icc)
     return samples, premultiplied, Photo(None, bit_depth, exif_bytes, icc, fmt, colour)
+
+
+_being_read = threading.local()  # per batch worker: the file its decoders are reading
+
+
+def path_being_read() -> str | os.PathLike | None:
+    """The file this thread is decoding, if any: a warning from inside Pillow ('Corrupt EXIF data') does not
+    name it, so whoever shows warnings can."""
+    return getattr(_being_read, "path", None)
 
 
 def _decode_by_pillow(path, lightness_only, allocate_codes):
