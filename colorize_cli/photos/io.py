@@ -219,7 +219,7 @@ def _decode_by_pillow(path, lightness_only, allocate_codes):
         else:
             samples, premultiplied = _samples(path, im)
         if _more_frames(im):
-            warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=3)
+            _warn_first_frame_only(path)
         # Read after decoding: Pillow turns TIFFs upright itself (and drops their orientation) as it loads.
         exif = im.getexif()
         samples = _orient(samples, exif.get(_Tag.Orientation, 1))
@@ -230,6 +230,10 @@ def _decode_by_pillow(path, lightness_only, allocate_codes):
         icc = im.info.get("icc_profile")
         fmt = im.format
     return samples, premultiplied, gray_in_colour, bit_depth, exif_bytes, icc, fmt
+
+
+def _warn_first_frame_only(path):
+    warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=4)
 
 
 def _starts_like_tiff(path) -> bool:
@@ -250,7 +254,7 @@ def _decode_tiff_alone(path):
             raise Image.DecompressionBombError(page.shape)
         samples, premultiplied = _tiff_samples(page)
         if len(tif.pages) > 1:
-            warnings.warn(f"{path}: more than one page or frame; only the first is read", stacklevel=4)
+            _warn_first_frame_only(path)
         exif = Image.Exif()
         for tag in _TIFF_PHOTO_TAGS:
             if tag in page.tags:
