@@ -1,9 +1,9 @@
 """The command group: help, version, default command routing, device selection, process settings."""
 
 import os
-import types
 import subprocess
 import sys
+import types
 
 import pytest
 import torch

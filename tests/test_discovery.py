@@ -57,7 +57,7 @@ def test_refuses_output_inside_input_and_over_an_input(tmp_path):
         plan_jobs([photos], photos / "colour")
     with pytest.raises(InputError, match="inside input folder"):
         plan_jobs([photos], photos)
-    with pytest.raises(InputError, match="is inside the output folder"):
+    with pytest.raises(InputError, match="is an input file"):
         plan_jobs([photos / "sub" / "deeper" / "c.tif"], photos / "sub" / "deeper")
     [missing] = plan_jobs([tmp_path / "missing"], tmp_path / "out")
     assert (missing.source, missing.error) == (tmp_path / "missing", "no such file or folder")
@@ -65,11 +65,13 @@ def test_refuses_output_inside_input_and_over_an_input(tmp_path):
 
 def test_refuses_an_output_folder_that_holds_a_loose_input_file(tmp_path):
     photos = _tree(tmp_path / "photos")
-    with pytest.raises(InputError, match="a.jpg is inside the output folder"):
+    with pytest.raises(InputError, match="a.png would be written beside input file .*a.jpg"):
         plan_jobs([photos / "a.jpg"], photos, "png")  # a.png would land among the originals
-    with pytest.raises(InputError, match="b.PNG is inside the output folder"):
+    with pytest.raises(InputError, match="would be written beside input file .*b.PNG"):
         plan_jobs([photos / "a.jpg", photos / "sub" / "b.PNG"], photos / "sub")
     assert len(plan_jobs([photos / "a.jpg"], photos / "colour")) == 1  # a new folder beside it is fine
+    assert len(plan_jobs([photos / "sub" / "b.PNG"], photos, "png")) == 1  # as a folder input may: photos/b.png
+    assert len(plan_jobs([photos / "sub"], photos, "png")) == 2
 
 
 def test_listed_files_inside_the_output_folder_are_skipped_and_the_layout_kept(tmp_path):
@@ -83,9 +85,10 @@ def test_listed_files_inside_the_output_folder_are_skipped_and_the_layout_kept(t
         again = plan_jobs([photos / "sub" / "b.PNG", out / "b.png"], out)
 
     assert [(job.source, job.output) for job in again] == [(job.source, job.output) for job in first]
-    (out / "stray.jpg").write_bytes(b"x")  # not a result of this plan: the output folder is the wrong one
-    with pytest.raises(InputError, match="stray.jpg is inside the output folder"):
-        plan_jobs([photos / "sub" / "b.PNG", out / "b.png", out / "stray.jpg"], out)
+    (out / "mine").mkdir()
+    (out / "mine" / "x.jpg").write_bytes(b"x")  # no result of this plan: the user's own file, an input
+    with_theirs = plan_jobs([photos / "sub" / "b.PNG", out / "mine" / "x.jpg"], out)
+    assert [job.source.name for job in with_theirs] == ["b.PNG", "x.jpg"]
 
 
 def test_diagnostics_sidecars_take_part_in_the_collision_check(tmp_path):

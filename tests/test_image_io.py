@@ -525,6 +525,25 @@ def test_resolution_outside_exif_is_carried_into_the_output(tmp_path, name):
     assert opened(tmp_path / "out.jpg", lambda im: im.info["dpi"]) == (300, 300)
 
 
+def test_a_float_tiff_with_a_zero_denominator_resolution_is_read_without_it(tmp_path):
+    tifffile.imwrite(tmp_path / "z.tif", RNG.random((3, 4)), resolution=(300, 300), resolutionunit="INCH")
+    data = (tmp_path / "z.tif").read_bytes()
+    (tmp_path / "z.tif").write_bytes(data.replace(struct.pack("<II", 300, 1), struct.pack("<II", 300, 0)))
+
+    photo = read_image(tmp_path / "z.tif")
+
+    assert photo.pixels.shape == (3, 4) and 282 not in exif_of(photo.exif)
+
+
+def test_exif_resolution_without_a_unit_stays_without_one(tmp_path):
+    exif = exif_with(XResolution=72, YResolution=72, ResolutionUnit=1)
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(tmp_path / "aspect.jpg", exif=exif)  # JFIF: unit 0
+
+    tags = exif_of(read_image(tmp_path / "aspect.jpg").exif)
+
+    assert tags[296] == 1 and tags[282] == 72
+
+
 def test_a_resolution_without_a_unit_is_no_dpi(tmp_path):
     exif = exif_with(XResolution=1, YResolution=1, ResolutionUnit=1)  # tifffile's default: an aspect ratio
     write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.uint8), exif=exif.tobytes())

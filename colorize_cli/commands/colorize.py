@@ -14,6 +14,7 @@ from colorize_cli.commands.common import device_option, precision_option, user_e
 from colorize_cli.models.checkpoint import CheckpointError
 from colorize_cli.models.inference_tuning import PrecisionError
 from colorize_cli.photos.discovery import (
+    NO_SIDECARS,
     InputError,
     default_output_dir,
     in_shard,
@@ -77,7 +78,7 @@ def colorize_command(inputs, files_from, out_dir, model, device, render_size, sa
     if not paths:
         raise click.UsageError("give at least one file or folder, or --files-from")
     jobs = plan_jobs(paths, out_dir or default_output_dir(paths), output_format,
-                     sidecars=diagnostics_paths if diagnostics else lambda output: ())
+                     sidecars=diagnostics_paths if diagnostics else NO_SIDECARS)
     if shard:
         index, count = parse_shard(shard)
         jobs = [job for job in jobs if in_shard(job, index, count)]

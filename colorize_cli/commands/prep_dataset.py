@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from colorize_cli.commands.common import FatalError, user_errors
-from colorize_cli.photos.discovery import InputError
 from colorize_cli.prep.download import DownloadOptions
 from colorize_cli.prep.photo import CROPS, PhotoOptions
 from colorize_cli.prep.pipeline import PrepError, PrepOptions, prep_dataset
@@ -78,7 +77,7 @@ or no usable photo.""",
 @click.option("--max-download-mb", default=32, show_default=True, type=click.IntRange(1),
               help="Abandon downloads larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar (it is off anyway when stderr is not a terminal).")
-@user_errors(SourceError, PrepError, InputError)
+@user_errors(SourceError, PrepError)
 def prep_dataset_command(sources, out, size, min_size, crop, max_aspect, min_chroma, dedupe_distance,
                          val_fraction, labels, images_root, workers, limit, shard_images, max_file_mb,
                          max_pixels, download_workers, retries, max_download_mb, quiet):

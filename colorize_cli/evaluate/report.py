@@ -387,7 +387,7 @@ def _score(image, truth, histogram):
 
 
 def _mean(values):
-    """Mean of the defined values: a photo too small for SSIM's window has none, and is left out of it."""
+    """Mean of the defined values: a metric a photo has none of (SSIM under 3 px) leaves it out of that mean."""
     values = [value for value in values if not np.isnan(value)]
     return float(np.mean(values)) if values else float("nan")
 

@@ -62,14 +62,33 @@ def default_output_dir(inputs):
     return base.with_name(base.name + "_colorized")
 
 
-def plan_jobs(inputs, out_dir, output_format="same", sidecars=lambda output: ()):
+NO_SIDECARS = lambda output: ()  # noqa: E731 (an output with nothing written beside it)
+
+
+def plan_jobs(inputs, out_dir, output_format="same", sidecars=NO_SIDECARS):
     """Jobs mirroring each input's tree under out_dir (several inputs each get a subfolder).
 
     `sidecars(output)` names the other files written beside an output (diagnostics): no two jobs may share
-    any of them either.
+    any of them either. Listed files that are this plan's own results (a `find` list run again names the
+    last run's results too) are skipped, with a warning.
     """
     out_dir = Path(out_dir)
-    inputs, inside = _split_by_output(out_dir, inputs)
+    out_resolved = _real_path(out_dir)
+    inside = [item for item in map(Path, inputs) if not item.is_dir() and out_resolved in _real_path(item).parents]
+    inputs = [item for item in map(Path, inputs) if item not in inside]
+    jobs = _mirrored(inputs, out_dir, output_format, sidecars)
+    results = {_real_path(written) for job in jobs for written in (job.output, *sidecars(job.output))}
+    own = [item for item in inside if _real_path(item) in results]
+    if len(own) < len(inside):  # files of the user's own under -o: inputs like any other
+        inputs += [item for item in inside if item not in own]
+        jobs = _mirrored(inputs, out_dir, output_format, sidecars)
+    if own:
+        warnings.warn(f"skipping {len(own)} listed file(s) in {out_dir}: results of an earlier run", stacklevel=2)
+    check_output_dir(out_dir, inputs, jobs, sidecars)
+    return jobs
+
+
+def _mirrored(inputs, out_dir, output_format, sidecars):
     roots, missing = _input_roots(inputs)
     several = len(roots) > 1
     # A path that vanished between `find` and now is one bad file, as in cp and rsync: reported, not fatal.
@@ -91,26 +110,7 @@ def plan_jobs(inputs, out_dir, output_format="same", sidecars=lambda output: ())
             relative = prefix / folder.relative_to(root)
             error = f"cannot list this folder ({err.strerror or err})"
             jobs.append(Job(source=folder, relative=relative, output=out_dir / relative, error=error))
-    _drop_own_results(out_dir, inside, jobs, sidecars)
-    check_output_dir(out_dir, inputs, jobs, sidecars)
     return jobs
-
-
-def _split_by_output(out_dir, inputs):
-    """(inputs outside out_dir, files listed inside it): a `find` list run again names the last results too."""
-    out_resolved = _real_path(out_dir)
-    inside = [item for item in map(Path, inputs) if not item.is_dir() and out_resolved in _real_path(item).parents]
-    return [item for item in map(Path, inputs) if item not in inside], inside
-
-
-def _drop_own_results(out_dir, inside, jobs, sidecars):
-    """Quietly pass over listed files that are this plan's own results; refuse any other file in out_dir."""
-    results = {_real_path(written) for job in jobs for written in (job.output, *sidecars(job.output))}
-    for item in inside:
-        if _real_path(item) not in results:
-            raise InputError(f"input file {item} is inside the output folder {out_dir}; choose another -o")
-    if inside:
-        warnings.warn(f"skipping {len(inside)} listed file(s) in {out_dir}: results of an earlier run", stacklevel=3)
 
 
 def _input_roots(inputs):
@@ -138,8 +138,9 @@ def output_suffix(source, output_format):
     return OUTPUT_SUFFIXES[output_format]
 
 
-def check_output_dir(out_dir, inputs, jobs, sidecars=lambda output: ()):
-    """Refuse an output folder inside an input folder, or any output (or sidecar) that is an input file."""
+def check_output_dir(out_dir, inputs, jobs, sidecars=NO_SIDECARS):
+    """Refuse an output folder inside an input folder, any output (or sidecar) that is an input file, and any
+    written into the folder of a listed input file: results mixed in among originals pass for them."""
     out_resolved = _real_path(out_dir)
     for item in map(Path, inputs):
         resolved = _real_path(item)
@@ -150,6 +151,12 @@ def check_output_dir(out_dir, inputs, jobs, sidecars=lambda output: ()):
         for written in (job.output, *sidecars(job.output)):
             if _real_path(written) in sources:
                 raise InputError(f"{written} is an input file; refusing to overwrite it")
+    loose_folders = {_real_path(item).parent: item for item in map(Path, inputs) if item.is_file()}
+    for job in jobs:
+        for written in (job.output, *sidecars(job.output)):
+            if _real_path(written).parent in loose_folders:
+                item = loose_folders[_real_path(written).parent]
+                raise InputError(f"{written} would be written beside input file {item}; choose another -o")
 
 
 def _real_path(path):

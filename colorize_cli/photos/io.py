@@ -225,7 +225,7 @@ def _decode_by_pillow(path, lightness_only, allocate_codes):
         samples = _orient(samples, exif.get(_Tag.Orientation, 1))
         bit_depth = _bit_depth(samples)
         tags = _portable_exif(exif, _TIFF_PHOTO_TAGS if im.format == "TIFF" else None)
-        _resolution_into_exif(tags, im.info.get("dpi"))
+        _resolution_into_exif(tags, _density(im))
         exif_bytes = _exif_bytes(tags) if len(tags) else None  # while open: TIFF sub-IFDs load lazily
         icc = im.info.get("icc_profile")
         fmt = im.format
@@ -259,13 +259,17 @@ def _decode_tiff_alone(path):
         for tag in _TIFF_PHOTO_TAGS:
             if tag in page.tags:
                 value = page.tags[tag].value
-                exif[tag] = value[0] / value[1] if isinstance(value, tuple) and len(value) == 2 else value
+                if isinstance(value, tuple) and len(value) == 2:  # a rational; 0/0 from odd writers means none
+                    if not value[1]:
+                        continue
+                    value = value[0] / value[1]
+                exif[tag] = value
         icc = page.tags.valueof(34675)  # InterColorProfile
     if samples.dtype == np.float16:
         samples = samples.astype(np.float32)
     samples = _orient(samples, int(exif.get(_Tag.Orientation, 1)))
     for tag, value in exif.items():
-        if isinstance(value, int):  # tifffile's enums (orientation, unit) as plain numbers
+        if isinstance(value, int):  # tifffile gives enums (orientation, unit), which Pillow cannot write
             exif[tag] = int(value)
     tags = _portable_exif(exif)
     return samples, premultiplied, _bit_depth(samples), _exif_bytes(tags) if len(tags) else None, icc
@@ -617,10 +621,18 @@ def _exif_bytes(tags: Image.Exif) -> bytes | None:
         return None
 
 
+def _density(im: Image.Image) -> tuple[float, float] | None:
+    """The resolution a JPEG's JFIF header or a PNG's pHYs chunk gives, in dpi, if it has a unit."""
+    if im.format == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
+        return None  # 0: an aspect ratio only
+    return im.info.get("dpi")
+
+
 def _resolution_into_exif(tags: Image.Exif, dpi: tuple[float, float] | None) -> None:
     """Carry a resolution that the file gives outside EXIF (JPEG's JFIF density, PNG's pHYs) as EXIF tags,
-    which the writer reads; EXIF's own, where there is one, wins."""
-    if _dpi(tags) is not None or not dpi:
+    which the writer reads; EXIF's own, where there is one, wins, even without a unit (Pillow's `dpi` then
+    repeats it as if in inches)."""
+    if _Tag.XResolution in tags or not dpi:
         return
     try:
         x, y = (round(float(value), 2) for value in dpi)  # pHYs counts per metre: 300 dpi reads as 299.9994

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from colorize_cli.colour.ab_bins import NUM_BINS, smoothed_prior
-from colorize_cli.photos.discovery import check_output_dir
+from colorize_cli.photos.discovery import InputError, check_output_dir
 from colorize_cli.photos.fsutil import atomic_write
 from colorize_cli.prep.download import DownloadOptions
 from colorize_cli.prep.failures import Failures, failure_line, is_failure
@@ -261,7 +261,10 @@ def prep_dataset(sources, out, options=PrepOptions()):
     kinds = [source_kind(source) for source in sources]  # a missing or unknown source stops the run here
     # Shards written into a source folder would be read as its photos next time, and skipping them drops
     # whatever else is there: refuse it, as `colorize` does (an output folder above a source is fine).
-    check_output_dir(out, [source for source, kind in zip(sources, kinds, strict=True) if kind == "folder"], [])
+    try:
+        check_output_dir(out, [source for source, kind in zip(sources, kinds, strict=True) if kind == "folder"], [])
+    except InputError as err:
+        raise PrepError(str(err)) from None
     labels = read_label_list(options.labels) if options.labels else None
     (out / "shards").mkdir(parents=True, exist_ok=True)
     source_options = SourceOptions(

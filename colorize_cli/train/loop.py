@@ -459,7 +459,8 @@ def _validator(config):
 
 
 def _lr_scale(config):
-    """Step -> factor on every learning rate: 1, then from decay_from a straight line to decay_to at `steps`.
+    """Step -> factor on every learning rate: 1, then from decay_from a straight line to decay_to at the last
+    step (index steps - 1).
 
     A constant rate leaves the weights moving around a minimum; ending lower settles them (the usual last
     stage of a schedule), and a resumed run can add it with --steps and --decay-from.
@@ -469,7 +470,7 @@ def _lr_scale(config):
     span = config.steps - 1 - config.decay_from  # steps are counted from 0: the last one is steps - 1
 
     def scale(step):
-        done = 1.0 if span <= 0 else min(max(step - config.decay_from, 0) / span, 1.0)
+        done = 1.0 if span <= 0 else min((step - config.decay_from) / span, 1.0)
         return 1.0 if step < config.decay_from else 1.0 - done * (1.0 - config.decay_to)
 
     return scale
