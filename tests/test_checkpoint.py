@@ -98,6 +98,23 @@ def test_wrong_model_name_and_lying_shapes(tmp_path):
         load_checkpoint(lying)
 
 
+def test_headers_without_a_config_object_non_finite_settings_and_integer_weights_are_refused(tmp_path):
+    model = build_model("cnn")
+    header = save_checkpoint(tmp_path / "good.safetensors", model)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    cases = {
+        "no_config": ({k: v for k, v in header.items() if k != "config"}, tensors, "not an object with a model config"),
+        "a_list": (["not", "a", "header"], tensors, "not an object with a model config"),
+        "nan": ({**header, "config": {**header["config"], "width": float("nan")}}, tensors, "holds nan for 'width'"),
+        "integers": (header, {k: v.to(torch.int64) if v.is_floating_point() else v for k, v in tensors.items()},
+                     "is torch.int64, model 'cnn' expects torch.float32"),
+    }
+    for name, (bad_header, bad_tensors, message) in cases.items():
+        _write_with_header(tmp_path / f"{name}.safetensors", bad_tensors, bad_header)
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(tmp_path / f"{name}.safetensors")
+
+
 def test_truncated_missing_and_headerless_files(tmp_path):
     good = tmp_path / "good.safetensors"
     save_checkpoint(good, build_model("cnn"))

@@ -525,6 +525,18 @@ def test_resolution_outside_exif_is_carried_into_the_output(tmp_path, name):
     assert opened(tmp_path / "out.jpg", lambda im: im.info["dpi"]) == (300, 300)
 
 
+def test_non_finite_float_samples_are_said_and_made_finite(tmp_path):
+    gray = np.full((4, 5), 0.5, np.float32)
+    gray[1, 2], gray[2, 3], gray[3, 4] = np.nan, np.inf, -np.inf
+    tifffile.imwrite(tmp_path / "nan.tif", gray)
+
+    with pytest.warns(UserWarning, match="nan.tif: 3 samples are NaN or infinite"):
+        photo = read_image(tmp_path / "nan.tif")
+
+    assert photo.pixels[1, 2] == 0 and photo.pixels[2, 3] == 1 and photo.pixels[3, 4] == 0
+    assert np.isfinite(photo.pixels).all() and photo.pixels[0, 0] == 0.5
+
+
 def test_a_float_tiff_with_a_zero_denominator_resolution_is_read_without_it(tmp_path):
     tifffile.imwrite(tmp_path / "z.tif", RNG.random((3, 4)), resolution=(300, 300), resolutionunit="INCH")
     data = (tmp_path / "z.tif").read_bytes()

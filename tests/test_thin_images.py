@@ -62,3 +62,11 @@ def test_non_finite_network_output_is_one_clear_error_not_a_crash():
     colorizer.model.register_forward_hook(lambda module, inputs, output: output * float("nan"))
     with pytest.raises(NonFiniteColour, match="non-finite colour at working size 16x16"):
         colorizer.predict_low(torch.full((1, 1, 5, 5), 50.0))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_lightness_is_refused_by_name(bad):
+    L = _random_l((8, 9), 1)
+    L[3, 4] = bad
+    with pytest.raises(ValueError, match="L holds NaN or infinity"):
+        _colorizer("cnn", "fp32").colorize_l(L)

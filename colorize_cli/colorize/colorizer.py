@@ -173,7 +173,10 @@ class Colorizer:
         the full-size float temporary on large scans. `low` reuses an earlier predict_low of this L;
         `allocate(shape, dtype)` gives the output array on the CPU (a batch worker's scratch).
         """
-        return self.colorize_lightness(Lightness(np.ascontiguousarray(L, dtype=np.float32)), bit_depth, low, allocate)
+        L = np.ascontiguousarray(L, dtype=np.float32)
+        if not np.isfinite(L).all():  # the guided filter's running sums would carry a NaN to the image's edge
+            raise ValueError("L holds NaN or infinity; give finite lightness in [0, 100]")
+        return self.colorize_lightness(Lightness(L), bit_depth, low, allocate)
 
     @torch.inference_mode()
     def colorize_lightness(self, lightness, bit_depth=None, low=None, allocate=np.empty):

@@ -5,6 +5,7 @@ safetensors holds raw tensors only, so loading a file never runs code from it (u
 
 import hashlib
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -150,6 +151,12 @@ def _parse_header(path, metadata):
         header = json.loads((metadata or {})[HEADER_KEY])
     except (KeyError, TypeError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: safetensors file without a colorize header") from None
+    if not isinstance(header, dict) or not isinstance(header.get("config"), dict):
+        raise CheckpointError(f"{path}: its colorize header is not an object with a model config")
+    bad = next((key for key, value in header["config"].items()
+                if isinstance(value, float) and not math.isfinite(value)), None)
+    if bad is not None:  # NaN passes every `<= 0` check and would colour every photo NaN
+        raise CheckpointError(f"{path}: its model config holds {header['config'][bad]} for {bad!r}")
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
     if header.get("model") not in MODEL_NAMES:
@@ -175,3 +182,6 @@ def _check_shapes(path, model, tensors):
                 f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, "
                 f"model {model.name!r} expects {tuple(expected[key].shape)}"
             )
+        if tensor.dtype.is_floating_point != expected[key].dtype.is_floating_point:  # fp16 for fp32 is fine
+            raise CheckpointError(f"{path}: tensor {key!r} is {tensor.dtype}, model {model.name!r} expects "
+                                  f"{expected[key].dtype}")

@@ -186,6 +186,11 @@ def _decode(path: str | os.PathLike, lightness_only: bool = False, allocate_code
         raise ImageReadError(path, f"error while decompressing data: {err}") from err
     finally:
         _being_read.path = None
+    if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+        # One NaN would spread through the guided filter's running sums to a quarter of the image.
+        warnings.warn(f"{path}: {np.count_nonzero(~np.isfinite(samples)):,} samples are NaN or infinite; taken "
+                      "as 0 (NaN, -inf) or 1 (+inf)", stacklevel=3)
+        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=0.0)
     colour = gray_in_colour or samples.shape[2] >= 3  # as stored: its RGB profile still describes the output
     if icc is not None and profiles.colour_space(icc) != (b"RGB " if colour else b"GRAY"):
         if profiles.colour_space(icc) == b"CMYK":  # LittleCMS could apply it; we have no ink profile to test with
