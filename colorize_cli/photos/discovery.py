@@ -74,13 +74,16 @@ def plan_jobs(inputs, out_dir, output_format="same", sidecars=NO_SIDECARS):
     """
     out_dir = Path(out_dir)
     out_resolved = _real_path(out_dir)
-    inside = [item for item in map(Path, inputs) if not item.is_dir() and out_resolved in _real_path(item).parents]
-    inputs = [item for item in map(Path, inputs) if item not in inside]
+    inputs, inside = list(map(Path, inputs)), {}  # inside: listed file -> its real path, for files under -o
+    for item in inputs:
+        if not item.is_dir() and out_resolved in (real := _real_path(item)).parents:
+            inside[item] = real
+    inputs = [item for item in inputs if item not in inside]
     jobs = _mirrored(inputs, out_dir, output_format, sidecars)
     results = {_real_path(written) for job in jobs for written in (job.output, *sidecars(job.output))}
-    own = [item for item in inside if _real_path(item) in results]
+    own = [item for item, real in inside.items() if real in results]
     if len(own) < len(inside):  # files of the user's own under -o: inputs like any other
-        inputs += [item for item in inside if item not in own]
+        inputs += [item for item, real in inside.items() if real not in results]
         jobs = _mirrored(inputs, out_dir, output_format, sidecars)
     if own:
         warnings.warn(f"skipping {len(own)} listed file(s) in {out_dir}: results of an earlier run", stacklevel=2)
@@ -147,16 +150,15 @@ def check_output_dir(out_dir, inputs, jobs, sidecars=NO_SIDECARS):
         if item.is_dir() and (out_resolved == resolved or resolved in out_resolved.parents):
             raise InputError(f"output folder {out_dir} is inside input folder {item}; choose another -o")
     sources = {_real_path(job.source) for job in jobs}
-    for job in jobs:
-        for written in (job.output, *sidecars(job.output)):
-            if _real_path(written) in sources:
-                raise InputError(f"{written} is an input file; refusing to overwrite it")
     loose_folders = {_real_path(item).parent: item for item in map(Path, inputs) if item.is_file()}
     for job in jobs:
         for written in (job.output, *sidecars(job.output)):
-            if _real_path(written).parent in loose_folders:
-                item = loose_folders[_real_path(written).parent]
-                raise InputError(f"{written} would be written beside input file {item}; choose another -o")
+            real = _real_path(written)
+            if real in sources:
+                raise InputError(f"{written} is an input file; refusing to overwrite it")
+            if real.parent in loose_folders:
+                raise InputError(f"{written} would be written beside input file {loose_folders[real.parent]}; "
+                                 "choose another -o")
 
 
 def _real_path(path):
