@@ -391,6 +391,22 @@ def test_old_film_share_is_recorded_in_the_run_and_its_card(photos, tmp_path):
     assert result.exit_code != 0 and "--old-film" in result.output
 
 
+def test_aged_print_share_is_recorded_in_the_run_and_its_card_and_kept_on_resume(photos, tmp_path):
+    run = tmp_path / "cnn"
+    train(tiny_config("cnn", photos, steps=2, save_every=2, aged_print=0.25), run, session=quiet(), log=lambda line: None)
+    assert json.loads((run / "run.json").read_text())["aged_print"] == 0.25
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--steps", "3", "--aged-print", "0.5"])
+    assert result.exit_code != 0 and "aged_print" in result.output  # it defines the run
+    weights = tmp_path / "w" / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights)])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    assert "25% of them given the lightness of an aged print (blurred, faded, grained)" in card
+    assert "--aged-print 0.25" in card.split("## Reproduce")[1]
+    with pytest.raises(TrainingError, match="aged_print must be a share"):
+        tiny_config("cnn", photos, aged_print=1.5)
+
+
 def test_keep_every_keeps_a_history_that_export_chooses_a_step_from(photos, tmp_path):
     run = tmp_path / "cnn"
     # save_every does not divide keep_every's steps: kept steps are saved anyway.

@@ -21,6 +21,7 @@ from colorize_cli.prep.photo import PhotoError, PhotoOptions, decode_photo
 from colorize_cli.prep.pipeline import FORMAT
 from colorize_cli.prep.sources import SourceOptions, SourceTally, iter_items
 from colorize_cli.prep.splits import content_hash, split_for
+from colorize_cli.train.aged_print import age_print
 from colorize_cli.train.old_film import emulsion_weights
 
 SPLITS = ("train", "val")
@@ -99,15 +100,19 @@ class PhotoCrops(Dataset):
     reproducible under torch.manual_seed and differ between DataLoader workers.
     With `old_film` > 0 that share of random crops gets as input the lightness an old emulsion of
     random colour sensitivity would record (train/old_film.py); the target ab stays the photo's.
+    With `aged_print` > 0 that share of random crops gets its input L blurred, faded and grained as an old
+    print's would be (train/aged_print.py), after any old-film lightness; the target ab stays the photo's.
     """
 
     def __init__(self, store, labels, crop_size=128, augment=True, seed=0, skipped=0, zoom_out=1.0, folders=None,
-                 old_film=0.0, unusable=()):
+                 old_film=0.0, unusable=(), aged_print=0.0):
         if zoom_out < 1:
             raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
         if not 0 <= old_film <= 1:
             raise DatasetError(f"old_film must be a share in [0, 1], got {old_film}")
-        self.old_film = old_film
+        if not 0 <= aged_print <= 1:
+            raise DatasetError(f"aged_print must be a share in [0, 1], got {aged_print}")
+        self.old_film, self.aged_print = old_film, aged_print
         self.store, self.labels = store, labels
         # Each photo's top folder under its source ("caltech101"), for --balance-folders; "" at the top.
         self.folders = list(folders) if folders is not None else [""] * len(store)
@@ -164,6 +169,8 @@ class PhotoCrops(Dataset):
         # Drawn only when asked, so that runs without it keep their random sequence.
         if self.augment and self.old_film and torch.rand((), generator=self._generator()) < self.old_film:
             lightness = weighted_lightness(rgb, emulsion_weights(self._generator()))
+        if self.augment and self.aged_print and torch.rand((), generator=self._generator()) < self.aged_print:
+            lightness = age_print(lightness, self._generator())
         return {"l": normalize_l(lightness), "ab": ab_to_unit(lab[1:]), "label": int(self.labels[i])}
 
 
@@ -239,7 +246,8 @@ def _require_dir(path):
         raise DatasetError(f"{path}: no such folder")
 
 
-def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0, old_film=0.0):
+def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0, old_film=0.0,
+                 aged_print=0.0):
     """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops."""
     _check_split(split)
     _require_dir(path)
@@ -255,7 +263,8 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
         store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
         folders = [top_folder(os.path.relpath(file, path)) for file in splits[split]]
     return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
-                      zoom_out=zoom_out, folders=folders, old_film=old_film, unusable=unusable)
+                      zoom_out=zoom_out, folders=folders, old_film=old_film, unusable=unusable,
+                      aged_print=aged_print)
 
 
 def dataset_summary(path):

@@ -125,6 +125,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
         + f" with flips, Adam lr {config.lr:g}, seed {config.seed}"
         + (f", {config.old_film:.0%} of them given the lightness an old red-blind emulsion records"
            if config.old_film else "")
+        + (f", {config.aged_print:.0%} of them given the lightness of an aged print (blurred, faded, grained)"
+           if config.aged_print else "")
         + (f", top folders drawn in proportion to their photos ** {1 - config.balance_folders:g}"
            if config.balance_folders else "")
         + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else "")
@@ -195,6 +197,7 @@ def _reproduce(config):
         f"--batch-size {config.batch_size} --crop-size {config.crop_size} --lr {config.lr:g} --seed {config.seed}"
         + (f" --zoom-out {config.zoom_out:g}" if config.zoom_out > 1 else "")
         + (f" --old-film {config.old_film:g}" if config.old_film else "")
+        + (f" --aged-print {config.aged_print:g}" if config.aged_print else "")
         + (f" --balance-folders {config.balance_folders:g}" if config.balance_folders else "")
         + (f" --init-from {config.init_from}" if config.init_from else "")
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")

@@ -35,7 +35,8 @@ from colorize_cli.train.run_folder import RunFolder, RunFolderError
 from colorize_cli.train.validation import BEST_METRICS, Validator, write_sample_sheet
 
 # A resumed run may change the other settings (more steps, another machine), not these that define it.
-FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "old_film", "balance_folders",
+FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "old_film", "aged_print",
+                   "balance_folders",
                    "warmup_steps", "seed", "best_metric", "init_from")
 # Images whose ab histogram estimates the colour prior when the dataset has no stats.json.
 PRIOR_SAMPLE = 512
@@ -59,6 +60,7 @@ class RunConfig:
     crop_size: int = 128
     zoom_out: float = 1.0  # a random crop covers up to this many times its side of the photo, shrunk to fit
     old_film: float = 0.0  # the share of crops whose input L is what an old red-blind emulsion records
+    aged_print: float = 0.0  # the share of crops whose input L is blurred, faded and grained as an old print's
     balance_folders: float = 0.0  # draw each top folder of the data in proportion to its size ** (1 - this)
     warmup_steps: int = 1_000
     seed: int = 0
@@ -92,6 +94,8 @@ class RunConfig:
             raise TrainingError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {self.zoom_out}")
         if not 0 <= self.old_film <= 1:
             raise TrainingError(f"old_film must be a share in [0, 1], got {self.old_film}")
+        if not 0 <= self.aged_print <= 1:
+            raise TrainingError(f"aged_print must be a share in [0, 1], got {self.aged_print}")
         if not 0 <= self.balance_folders <= 1:
             raise TrainingError(f"balance_folders must be in [0, 1] (0: the data's own mix), got {self.balance_folders}")
         if self.best_metric not in BEST_METRICS:
@@ -409,10 +413,11 @@ def _load_into(model, state_dict, source, model_name):
 
 def _open_split(config, split):
     # Validation stays at the stored scale and on the photos' own lightness.
-    zoom_out, old_film = (config.zoom_out, config.old_film) if split == "train" else (1.0, 0.0)
+    zoom_out, old_film, aged = (config.zoom_out, config.old_film, config.aged_print) if split == "train" else (1.0, 0.0, 0.0)
     try:
         dataset = open_dataset(config.data, split=split, crop_size=config.crop_size, augment=split == "train",
-                               seed=config.seed, zoom_out=zoom_out, old_film=old_film)
+                               seed=config.seed, zoom_out=zoom_out, old_film=old_film,
+                               aged_print=aged)
     except (OSError, ValueError) as err:
         raise TrainingError(_first_line(err)) from None
     if split == "train" and len(dataset) == 0:
