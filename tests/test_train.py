@@ -375,36 +375,29 @@ def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_pa
     assert "Unknown config key" in _one_line_error(result)
 
 
-def test_old_film_share_is_recorded_in_the_run_and_its_card(photos, tmp_path):
+@pytest.mark.parametrize("setting, card_text", [
+    ("old_film", "50% of them given the lightness an old red-blind emulsion records"),
+    ("aged_print", "50% of them given the lightness of an aged print (blurred, faded, grained)"),
+])
+def test_an_input_lightness_share_is_recorded_in_the_run_and_its_card_and_kept_on_resume(
+        photos, tmp_path, setting, card_text):
+    flag = "--" + setting.replace("_", "-")
     run = tmp_path / "cnn"
-    train(tiny_config("cnn", photos, steps=2, save_every=2, old_film=0.5), run, session=quiet(), log=lambda line: None)
-    assert json.loads((run / "run.json").read_text())["old_film"] == 0.5
+    train(tiny_config("cnn", photos, steps=2, save_every=2, **{setting: 0.5}), run, session=quiet(),
+          log=lambda line: None)
+    assert json.loads((run / "run.json").read_text())[setting] == 0.5
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--steps", "3", flag, "0.25"])
+    assert result.exit_code != 0 and setting in result.output  # it defines the run
     weights = tmp_path / "w" / "cnn.safetensors"
     result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights)])
     assert result.exit_code == 0, result.output
     card = (tmp_path / "w" / "cnn.md").read_text()
-    assert "50% of them given the lightness an old red-blind emulsion records" in card
-    assert "--old-film 0.5" in card.split("## Reproduce")[1]
-    with pytest.raises(TrainingError, match="old_film must be a share"):
-        tiny_config("cnn", photos, old_film=1.5)
-    result = CliRunner().invoke(cli, ["train", "--data", str(photos), "--out", str(tmp_path / "x"), "--old-film", "2"])
-    assert result.exit_code != 0 and "--old-film" in result.output
-
-
-def test_aged_print_share_is_recorded_in_the_run_and_its_card_and_kept_on_resume(photos, tmp_path):
-    run = tmp_path / "cnn"
-    train(tiny_config("cnn", photos, steps=2, save_every=2, aged_print=0.25), run, session=quiet(), log=lambda line: None)
-    assert json.loads((run / "run.json").read_text())["aged_print"] == 0.25
-    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--steps", "3", "--aged-print", "0.5"])
-    assert result.exit_code != 0 and "aged_print" in result.output  # it defines the run
-    weights = tmp_path / "w" / "cnn.safetensors"
-    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights)])
-    assert result.exit_code == 0, result.output
-    card = (tmp_path / "w" / "cnn.md").read_text()
-    assert "25% of them given the lightness of an aged print (blurred, faded, grained)" in card
-    assert "--aged-print 0.25" in card.split("## Reproduce")[1]
-    with pytest.raises(TrainingError, match="aged_print must be a share"):
-        tiny_config("cnn", photos, aged_print=1.5)
+    assert card_text in card
+    assert f"{flag} 0.5" in card.split("## Reproduce")[1]
+    with pytest.raises(TrainingError, match=f"{setting} must be a share"):
+        tiny_config("cnn", photos, **{setting: 1.5})
+    result = CliRunner().invoke(cli, ["train", "--data", str(photos), "--out", str(tmp_path / "x"), flag, "2"])
+    assert result.exit_code != 0 and flag in result.output
 
 
 def test_keep_every_keeps_a_history_that_export_chooses_a_step_from(photos, tmp_path):
