@@ -135,6 +135,34 @@ def test_amp_trains_in_bf16_with_finite_losses(train_only, tmp_path):
     assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "gan", "train"))
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_amp_by_default_is_on_only_where_the_device_runs_bf16_natively(train_only, tmp_path, monkeypatch, native):
+    # Emulated bf16 trains many times slower than fp32, so the default follows the hardware.
+    monkeypatch.setattr("colorize_cli.train.loop.native_bf16", lambda device: native)
+    lines = []
+    train(tiny_config("cnn", train_only, steps=2, amp=None), tmp_path / "cnn", session=quiet(), log=lines.append)
+    assert json.loads((tmp_path / "cnn" / "run.json").read_text())["amp"] is None  # a resume decides anew
+    session = torch.load(tmp_path / "cnn" / "last.pt", weights_only=True)["sessions"][-1]
+    assert session["amp"] is native
+    assert any((", bf16," if native else ", fp32,") in line for line in lines if line.startswith("training cnn"))
+    reproduce = _exported_card(tmp_path / "cnn", tmp_path / "w").split("## Reproduce")[1]
+    assert "--amp" not in reproduce and "--no-amp" not in reproduce
+
+
+@pytest.mark.parametrize("amp, flag", [(True, "--amp"), (False, "--no-amp")])
+def test_a_forced_amp_setting_is_kept_and_named_in_the_card(train_only, tmp_path, monkeypatch, amp, flag):
+    monkeypatch.setattr("colorize_cli.train.loop.native_bf16", lambda device: not amp)
+    train(tiny_config("cnn", train_only, steps=2, amp=amp), tmp_path / "cnn", session=quiet(), log=lambda line: None)
+    assert torch.load(tmp_path / "cnn" / "last.pt", weights_only=True)["sessions"][-1]["amp"] is amp
+    assert f"{flag}\n" in _exported_card(tmp_path / "cnn", tmp_path / "w").split("## Reproduce")[1]
+
+
+def _exported_card(run, out):
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(out / "cnn.safetensors")])
+    assert result.exit_code == 0, result.output
+    return (out / "cnn.md").read_text()
+
+
 def test_autoencoder_learns_scene_labels_beside_colour_and_ignores_unlabelled_images():
     torch.manual_seed(0)
     model = build_model("autoencoder", {"width": 4, "global_dim": 8, "num_scenes": 3, "global_branch": "joint"})

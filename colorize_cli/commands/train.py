@@ -115,7 +115,7 @@ and autoencoder's num_scenes the number of labels in the data):
 @click.option("--init-from", type=click.Path(exists=True), metavar="RUN|WEIGHTS", help="Start a new run from the weights of another run (its last checkpoint, gan's critic included) or of a weights file, e.g. to fine-tune at another crop size; not its optimizer state or step.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), help=f"gan: steps on the L1 loss alone before the adversarial phase [default: {_DEFAULTS.warmup_steps}].")
 @click.option("--config", "model_config", multiple=True, metavar="KEY=VALUE", callback=_parse_config, help="A model hyper-parameter, e.g. width=16 or loss=l1. Repeatable.")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CPU and CUDA [default: on].")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast with channels-last, on CPU and CUDA [default: where the device runs bf16 natively (AVX-512 BF16 or AMX; Ampere or later); emulated bf16 trains many times slower than fp32].")
 @click.option("--seed", type=int, help=f"Seed of the initial weights, data order and augmentation [default: {_DEFAULTS.seed}].")
 @click.option("--val-every", type=click.IntRange(min=1), help=f"Validate every N steps [default: {_DEFAULTS.val_every}].")
 @click.option("--save-every", type=click.IntRange(min=1), help=f"Checkpoint every N steps (and always at exit) [default: {_DEFAULTS.save_every}].")

@@ -108,10 +108,9 @@ class PhotoCrops(Dataset):
                  old_film=0.0, unusable=(), aged_print=0.0):
         if zoom_out < 1:
             raise DatasetError(f"zoom_out must be at least 1 (1: crops at the stored scale), got {zoom_out}")
-        if not 0 <= old_film <= 1:
-            raise DatasetError(f"old_film must be a share in [0, 1], got {old_film}")
-        if not 0 <= aged_print <= 1:
-            raise DatasetError(f"aged_print must be a share in [0, 1], got {aged_print}")
+        for name, share in (("old_film", old_film), ("aged_print", aged_print)):
+            if not 0 <= share <= 1:
+                raise DatasetError(f"{name} must be a share in [0, 1], got {share}")
         self.old_film, self.aged_print = old_film, aged_print
         self.store, self.labels = store, labels
         # Each photo's top folder under its source ("caltech101"), for --balance-folders; "" at the top.

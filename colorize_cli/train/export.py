@@ -203,7 +203,7 @@ def _reproduce(config):
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
         + (f" --decay-from {config.decay_from} --decay-to {config.decay_to:g}" if config.decay_from is not None else "")
         + "".join(f" --config {key}={_shell_value(value)}" for key, value in sorted(config.model_config.items()))
-        + ("" if config.amp else " --no-amp")
+        + {None: "", True: " --amp", False: " --no-amp"}[config.amp]
     )
 
 
