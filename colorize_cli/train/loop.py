@@ -160,7 +160,7 @@ def _train(config, folder, session, resume, processes, log):
     model = _build_model(config)
     recipe_type = recipe_class(config.model)
     config = replace(config, model_config=asdict(model.config), lr=config.lr or recipe_type.default_lr)
-    # Emulated bf16 (a CPU without AVX-512 BF16 or AMX) trains about 25x slower than fp32, so the
+    # Emulated bf16 (a CPU without AVX-512 BF16 or AMX) trained 10x slower than fp32 here, so the
     # default follows the hardware; --amp/--no-amp forces it.
     amp = native_bf16(device) if config.amp is None else config.amp
     # bf16 convolutions are fastest on NHWC (oneDNN, tensor cores): 3x faster than NCHW bf16 on a CPU
