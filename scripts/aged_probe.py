@@ -1,7 +1,8 @@
 """Score weights on photos whose input lightness looks like an old print's (soft, grainy, faded).
 
-    python scripts/aged_probe.py data/photos-train-val gan runs/gan-aged/history/step-3000.safetensors \
-        --gains 1,1.05 --inputs clean,blur,grain,fade,aged
+    python scripts/aged_probe.py data/photos-train-val gan cnn          # each at its own chroma gain
+    python scripts/aged_probe.py data/photos-train-val runs/gan-aged/history/step_0003000.safetensors \
+        --gains 1,1.05 --inputs clean,aged
 
 The archivist's scans are soft, grainy and faded, and the truth of such photos has no colour to score,
 so this ages the L of colour photos at fixed strengths (the effects of `train/aged_print.py`), lets each
@@ -59,16 +60,28 @@ class AgedInput:
         return self._colorizer.predict_ab(self._ageing(L.float()).clamp(0, 100))
 
 
+def aged_colorizer(model, gain, input_name, device="cpu"):
+    """The model (a shipped name or weights file) fed the `input_name` ageing of L, decoding at chroma `gain`
+    (None: the model's own)."""
+    colorizer = Colorizer.from_checkpoint(model, device)
+    config = colorizer.model.config
+    if gain is not None:
+        if not hasattr(config, "chroma_gain"):
+            raise SystemExit(f"{model}: a {colorizer.model.name} model has no chroma_gain to set")
+        config.chroma_gain = gain  # read by predict_ab at every call
+    return AgedInput(colorizer, AGEINGS[input_name])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", type=Path)
     parser.add_argument("models", nargs="+", help="shipped names or weights files")
-    parser.add_argument("--gains", default="1", help="chroma_gain values to score each model at")
+    parser.add_argument("--gains", help="chroma_gain values to score each model at [default: its own]")
     parser.add_argument("--inputs", default=",".join(AGEINGS), help=f"of {', '.join(AGEINGS)}")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    gains = [float(g) for g in args.gains.split(",")]
+    gains = [float(g) for g in args.gains.split(",")] if args.gains else [None]
 
     print("| input L | model | gain | AuC | rebalanced AuC | PSNR | colourfulness (% of truth) | chroma ratio |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
@@ -76,9 +89,9 @@ def main():
         colorizers = {}
         for model in args.models:
             for gain in gains:
-                colorizer = Colorizer.from_checkpoint(model, args.device)
-                colorizer.model.config.chroma_gain = gain  # read by predict_ab at every call
-                colorizers[f"{model}@{gain:g}"] = AgedInput(colorizer, AGEINGS[input_name])
+                colorizer = aged_colorizer(model, gain, input_name, args.device)
+                own = getattr(colorizer.model.config, "chroma_gain", 1.0)
+                colorizers[f"{model}@{own:g}"] = colorizer
         report = evaluate_folder(args.photos, colorizers, crop=args.crop, examples=0)
         truth = report.truth_colourfulness
         for m in report.methods:
