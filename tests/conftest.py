@@ -1,5 +1,8 @@
 """Shared fixtures: small photos made from scikit-image's bundled samples and a small checkpoint."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +26,15 @@ def cnn_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "cnn.safetensors"
     save_checkpoint(path, build_model("cnn"))
     return path
+
+
+def load_script(relative_path):
+    """A script of the repository (bench/, scripts/: folders of scripts, not packages) loaded as a module."""
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_photo(name="astronaut", size=(96, 128)):

@@ -1,8 +1,5 @@
 """scripts/aged_probe.py: the fixed ageings of L and the colorizer that sees them, scored by evaluate_folder."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,17 +7,12 @@ from PIL import Image
 
 from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.evaluate.report import evaluate_folder
-from tests.conftest import small_photo
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "aged_probe.py"
+from tests.conftest import load_script, small_photo
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("aged_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/aged_probe.py")
 
 
 def _ramp():

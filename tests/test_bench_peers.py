@@ -1,22 +1,15 @@
 """bench/peers.py: the published colorization architectures used as speed baselines build, have the
 published sizes, and map [B, 1, H, W] L to full-size ab / RGB."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-PEERS_PATH = Path(__file__).resolve().parents[1] / "bench" / "peers.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def peers():
-    # bench/ is a folder of scripts, not a package: load the file directly
-    spec = importlib.util.spec_from_file_location("bench_peers", PEERS_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/peers.py")
 
 
 def test_eccv16_has_the_ports_size(peers):
