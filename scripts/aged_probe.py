@@ -18,11 +18,11 @@ import torch
 
 from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.evaluate.report import evaluate_folder
-from colorize_cli.train.aged_print import gaussian_blur
+from colorize_cli.train.aged_print import fade, gaussian_blur
 
 BLUR_SIGMA = 1.5  # px at the scored crop's scale
 GRAIN_SIGMA = 4.0  # L units
-FADE = (12.0, 0.78)  # L' = 12 + 0.78 L: lifted blacks, dimmed whites
+FADE = (12.0, 90.0, 1.0)  # black, white, gamma: L' = 12 + 0.78 L, lifted blacks and dimmed whites
 GRAIN_SEED = 0
 
 
@@ -36,8 +36,7 @@ def _grain(L):
 
 
 def _fade(L):
-    black, slope = FADE
-    return black + slope * L
+    return fade(L, *FADE)
 
 
 def _aged(L):

@@ -41,6 +41,11 @@ def gaussian_blur(lightness: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))[0]
 
 
+def fade(lightness: torch.Tensor, black: float, white: float, gamma: float) -> torch.Tensor:
+    """L in [0,100] printed from `black` to `white` through a tone curve bent by `gamma`."""
+    return black + (white - black) * (lightness.clamp(0, 100) / 100) ** gamma
+
+
 def age_print(lightness: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """CIE L [1,H,W] in [0,100] as a random aged print would show it: blurred, faded and grained, each by chance."""
     aged = lightness
@@ -48,8 +53,7 @@ def age_print(lightness: torch.Tensor, generator: torch.Generator) -> torch.Tens
         aged = gaussian_blur(aged, _uniform(BLUR_SIGMA, generator))
     if _chance(generator):
         black, white = _uniform(FADE_BLACK, generator), _uniform(FADE_WHITE, generator)
-        gamma = _uniform(FADE_GAMMA, generator)
-        aged = black + (white - black) * (aged.clamp(0, 100) / 100) ** gamma
+        aged = fade(aged, black, white, _uniform(FADE_GAMMA, generator))
     if _chance(generator):
         noise = torch.randn(aged.shape, generator=generator, dtype=aged.dtype)
         aged = aged + _uniform(GRAIN_SIGMA, generator) * noise
