@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from colorize_cli.colour.lab import AB_SCALE, normalize_l
 from colorize_cli.prep.photo import PhotoOptions
 from colorize_cli.prep.pipeline import PrepOptions, prep_dataset
-from colorize_cli.prep.splits import split_for
+from colorize_cli.prep.splits import in_share, split_for
 from colorize_cli.train.datasets import (
     DatasetError,
     PhotoCrops,
@@ -194,3 +194,32 @@ def test_each_item_knows_its_top_folder_in_a_prepared_dataset_and_a_plain_folder
     for path in (tmp_path / "prepared", tmp_path / "photos"):
         folders = sorted(open_dataset(path, split="train").folders + open_dataset(path, split="val").folders)
         assert folders == ["", "", "city", "city", "city", "city", "forest", "forest", "forest", "forest"], path
+
+
+def test_a_share_keeps_nested_subsets_of_a_split_chosen_by_content(tmp_path):
+    write_photos(tmp_path / "photos", range(80), size=(40, 48))
+    prep_dataset([tmp_path / "photos"], tmp_path / "prepared", PrepOptions(photo=PhotoOptions(size=40, min_size=32), progress=False))
+    rows = [row for row in _rows(tmp_path / "prepared") if row["split"] == "train"]
+    kept = {}
+    for share in (1.0, 0.5, 0.25):
+        prepared = open_dataset(tmp_path / "prepared", split="train", crop_size=CROP, share=share)
+        plain = open_dataset(tmp_path / "photos", split="train", crop_size=CROP, share=share)
+        # The same photos whichever form the data has: the rule reads the content hash only.
+        names = sorted(row["source"].split("/", 1)[1] for row in rows if in_share(row["hash"], share))
+        assert sorted(p.rsplit("/", 1)[1] for p in plain.store.paths) == names
+        assert len(prepared) == len(names)
+        kept[share] = set(names)
+    assert len(kept[1.0]) == len(rows)
+    assert kept[0.25] < kept[0.5] < kept[1.0]  # nested, so runs at growing shares form a learning curve
+    assert 0.3 * len(rows) < len(kept[0.5]) < 0.7 * len(rows)
+    with pytest.raises(DatasetError, match="share must be in"):
+        open_dataset(tmp_path / "prepared", share=0.0)
+
+
+def test_the_share_rule_is_independent_of_the_split_rule():
+    digests = [f"{i * 2654435761 % 2**32:08x}{j * 2246822519 % 2**32:08x}" + "0" * 48 for i in range(40) for j in range(40)]
+    val = [d for d in digests if split_for(d, 0.5) == "val"]
+    # Half of the val photos and half of the train photos are in a 0.5 share: neither rule picks for the other.
+    assert sum(in_share(d, 0.5) for d in val) == pytest.approx(len(val) / 2, rel=0.1)
+    assert sum(in_share(d, 0.5) for d in digests) == pytest.approx(len(digests) / 2, rel=0.1)
+    assert all(in_share(d, 1.0) for d in digests)

@@ -31,7 +31,7 @@ from colorize_cli.colorize.colorizer import Colorizer
 from colorize_cli.commands.train import Duration
 from colorize_cli.models import MODEL_NAMES, build_model
 from colorize_cli.models.checkpoint import file_sha256, load_checkpoint, read_header
-from colorize_cli.prep.splits import content_hash, split_for
+from colorize_cli.prep.splits import content_hash, in_share, split_for
 from colorize_cli.train import run_folder as run_folder_module
 from colorize_cli.train.data_order import StepBatches, balance_weights
 from colorize_cli.train.loop import RunConfig, Session, TrainingError, train
@@ -401,6 +401,30 @@ def test_export_can_change_a_decoding_setting_but_not_the_network(photos, tmp_pa
     assert "changes the network's shape" in _one_line_error(result)
     result = CliRunner().invoke(cli, ["train", "export", str(run), "--out", str(weights), "--config", "depth=3"])
     assert "Unknown config key" in _one_line_error(result)
+
+
+def test_a_train_share_thins_the_training_photos_only_and_is_recorded_and_kept_on_resume(tmp_path):
+    data = write_photos(tmp_path / "data", train=24, val=3, seed=4)
+    lines = []
+    config = tiny_config("cnn", data, steps=2, save_every=2, train_share=0.5)
+    train(config, tmp_path / "run", session=quiet(), log=lines.append)
+    expected = sum(in_share(content_hash(p.read_bytes()), 0.5) for p in data.rglob("*.png")
+                   if split_for(content_hash(p.read_bytes())) == "train")
+    assert 0 < expected < 24
+    assert any(f"on {expected} images (3 for validation)" in line for line in lines), lines
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train_share"] == 0.5
+    result = CliRunner().invoke(cli, ["train", "--resume", str(tmp_path / "run"), "--steps", "3", "--train-share", "1"])
+    assert result.exit_code != 0 and "train_share" in result.output  # it defines the run
+    weights = tmp_path / "w" / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(tmp_path / "run"), "--out", str(weights)])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "cnn.md").read_text()
+    assert "on 0.5 of the training photos (chosen by content hash)" in card
+    assert "--train-share 0.5" in card.split("## Reproduce")[1]
+    with pytest.raises(TrainingError, match="train_share must be in"):
+        tiny_config("cnn", data, train_share=0.0)
+    result = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "x"), "--train-share", "0"])
+    assert result.exit_code != 0 and "--train-share" in result.output
 
 
 @pytest.mark.parametrize("setting, card_text", [

@@ -20,7 +20,7 @@ from colorize_cli.colour.lab import ab_to_unit, normalize_l, rgb_to_lab, weighte
 from colorize_cli.prep.photo import PhotoError, PhotoOptions, decode_photo
 from colorize_cli.prep.pipeline import FORMAT
 from colorize_cli.prep.sources import SourceOptions, SourceTally, iter_items
-from colorize_cli.prep.splits import content_hash, split_for
+from colorize_cli.prep.splits import content_hash, in_share, split_for
 from colorize_cli.train.aged_print import age_print
 from colorize_cli.train.old_film import emulsion_weights
 
@@ -208,15 +208,15 @@ def _scan_file(path):
 
 @lru_cache(maxsize=8)
 def _scan_folder(files):
-    """Split of every usable file, and (path, cause) of each unusable one; cached on the (path, size, mtime)
-    list."""
+    """Split of every usable file as (path, content hash) pairs, and (path, cause) of each unusable one;
+    cached on the (path, size, mtime) list."""
     with ThreadPoolExecutor(SCAN_THREADS) as pool:
         results = list(pool.map(_scan_file, [path for path, _, _ in files]))
     splits = {split: [] for split in SPLITS}
     unusable = []
     for (path, _, _), (digest, cause) in zip(files, results, strict=True):
         if cause is None:
-            splits[split_for(digest)].append(path)
+            splits[split_for(digest)].append((path, digest))
         else:
             unusable.append((str(path), cause))
     return splits, tuple(unusable)
@@ -246,21 +246,28 @@ def _require_dir(path):
 
 
 def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zoom_out=1.0, old_film=0.0,
-                 aged_print=0.0):
-    """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops."""
+                 aged_print=0.0, share=1.0):
+    """The `split` of a prep-dataset output folder or of a plain folder of images, as PhotoCrops.
+
+    `share` < 1 keeps only that share of the split's photos, chosen by their content hash (prep/splits.py's
+    `in_share`): the same photos from a prepared folder and from the folder it was made of.
+    """
     _check_split(split)
     _require_dir(path)
+    if not 0 < share <= 1:
+        raise DatasetError(f"share must be in (0, 1], got {share}")
     if is_prepared(path):
         _read_stats(path)
-        rows = _prepared_rows(path, split)
+        rows = [row for row in _prepared_rows(path, split) if in_share(row["hash"], share)]
         store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
         unusable = ()  # prep-dataset vetted every photo
         # A manifest's source is "<source folder name>/<path inside it>".
         folders = [top_folder(row["source"].partition("/")[2]) for row in rows]
     else:
         splits, skipped, unusable = _folder_scan(path)
-        store, labels = _FolderStore(splits[split]), np.full(len(splits[split]), -1, np.int64)
-        folders = [top_folder(os.path.relpath(file, path)) for file in splits[split]]
+        files = [file for file, digest in splits[split] if in_share(digest, share)]
+        store, labels = _FolderStore(files), np.full(len(files), -1, np.int64)
+        folders = [top_folder(os.path.relpath(file, path)) for file in files]
     return PhotoCrops(store, labels, crop_size=crop_size, augment=augment, seed=seed, skipped=skipped,
                       zoom_out=zoom_out, folders=folders, old_film=old_film, unusable=unusable,
                       aged_print=aged_print)

@@ -129,6 +129,8 @@ def model_card(weights, model, config, training, scores, gray) -> str:
            if config.aged_print else "")
         + (f", top folders drawn in proportion to their photos ** {1 - config.balance_folders:g}"
            if config.balance_folders else "")
+        + (f", on {config.train_share:g} of the training photos (chosen by content hash)"
+           if config.train_share < 1 else "")
         + (f", generator warm-up {config.warmup_steps} steps" if config.model == "gan" else "")
         + (f", every learning rate falling linearly from step {config.decay_from} to {config.decay_to:g}x at step "
            f"{config.steps}" if config.decay_from is not None else ""),
@@ -199,6 +201,7 @@ def _reproduce(config):
         + (f" --old-film {config.old_film:g}" if config.old_film else "")
         + (f" --aged-print {config.aged_print:g}" if config.aged_print else "")
         + (f" --balance-folders {config.balance_folders:g}" if config.balance_folders else "")
+        + (f" --train-share {config.train_share:g}" if config.train_share < 1 else "")
         + (f" --init-from {config.init_from}" if config.init_from else "")
         + (f" --warmup-steps {config.warmup_steps}" if config.model == "gan" else "")
         + (f" --decay-from {config.decay_from} --decay-to {config.decay_to:g}" if config.decay_from is not None else "")

@@ -37,7 +37,7 @@ from colorize_cli.train.validation import BEST_METRICS, Validator, write_sample_
 
 # A resumed run may change the other settings (more steps, another machine), not these that define it.
 FIXED_ON_RESUME = ("model", "model_config", "batch_size", "lr", "crop_size", "zoom_out", "old_film", "aged_print",
-                   "balance_folders",
+                   "balance_folders", "train_share",
                    "warmup_steps", "seed", "best_metric", "init_from")
 # Images whose ab histogram estimates the colour prior when the dataset has no stats.json.
 PRIOR_SAMPLE = 512
@@ -63,6 +63,7 @@ class RunConfig:
     old_film: float = 0.0  # the share of crops whose input L is what an old red-blind emulsion records
     aged_print: float = 0.0  # the share of crops whose input L is blurred, faded and grained as an old print's
     balance_folders: float = 0.0  # draw each top folder of the data in proportion to its size ** (1 - this)
+    train_share: float = 1.0  # train on this share of the training photos, chosen by content hash (learning curves)
     warmup_steps: int = 1_000
     seed: int = 0
     amp: bool | None = None  # bf16 autocast; None: where the training device runs bf16 natively
@@ -98,6 +99,8 @@ class RunConfig:
                 raise TrainingError(f"{name} must be a share in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.balance_folders <= 1:
             raise TrainingError(f"balance_folders must be in [0, 1] (0: the data's own mix), got {self.balance_folders}")
+        if not 0 < self.train_share <= 1:
+            raise TrainingError(f"train_share must be in (0, 1] (1: every training photo), got {self.train_share}")
         if self.best_metric not in BEST_METRICS:
             raise TrainingError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
 
@@ -416,11 +419,13 @@ def _load_into(model, state_dict, source, model_name):
 
 def _open_split(config, split):
     # Validation stays at the stored scale and on the photos' own lightness.
-    zoom_out, old_film, aged = (config.zoom_out, config.old_film, config.aged_print) if split == "train" else (1.0, 0.0, 0.0)
+    # The share thins the training photos only: every run of a learning curve validates on the same ones.
+    zoom_out, old_film, aged, share = ((config.zoom_out, config.old_film, config.aged_print, config.train_share)
+                                       if split == "train" else (1.0, 0.0, 0.0, 1.0))
     try:
         dataset = open_dataset(config.data, split=split, crop_size=config.crop_size, augment=split == "train",
                                seed=config.seed, zoom_out=zoom_out, old_film=old_film,
-                               aged_print=aged)
+                               aged_print=aged, share=share)
     except (OSError, ValueError) as err:
         raise TrainingError(_first_line(err)) from None
     if split == "train" and len(dataset) == 0:
@@ -448,11 +453,13 @@ def _build_model(config):
 
 
 def _ab_prior(config, session):
-    """The dataset's smoothed ab prior: from its stats.json, else counted on a sample of training crops."""
+    """The dataset's smoothed ab prior: from its stats.json (all its photos), else counted on a sample of the
+    run's training crops."""
     prior = load_ab_prior(config.data)
     if prior is not None:
         return prior
-    dataset = open_dataset(config.data, split="train", crop_size=config.crop_size, augment=False, seed=config.seed)
+    dataset = open_dataset(config.data, split="train", crop_size=config.crop_size, augment=False, seed=config.seed,
+                           share=config.train_share)
     step = max(1, len(dataset) // PRIOR_SAMPLE)
     sample = Subset(dataset, range(0, len(dataset), step)[:PRIOR_SAMPLE])
     counts = torch.zeros(313, dtype=torch.float64)
