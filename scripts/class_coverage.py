@@ -13,6 +13,7 @@ grows with the count says that missing content holds the model back; a flat one 
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +21,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorize_cli.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict, rgb_to_network_input
+from colorize_cli.models.efficientnet_lite import colour_imagenet_network, rgb_to_network_input
 from colorize_cli.train.datasets import open_dataset
 
 SIDE, CROP = 256, 224  # the ImageNet evaluation protocol: short side 256, centre 224
 BUCKETS = ((0, 0), (1, 4), (5, 19), (20, None))  # training photos of the scored photo's class
 BATCH = 32
 BOOTSTRAP_DRAWS = 2000
-
-
-def colour_classifier():
-    network = EfficientNetLite0(in_channels=3)
-    network.load_state_dict(imagenet_state_dict(colour=True))
-    return network.eval()
 
 
 def _network_input(rgb):
@@ -59,17 +54,13 @@ def classes_of(network, images):
 
 
 def _classify(network, batch):
-    features = network.features_of_input(torch.stack(batch))[-1]
-    return network.classifier(network.head(features).mean(dim=(2, 3))).argmax(1).tolist()
+    return network.logits_of_input(torch.stack(batch)).argmax(1).tolist()
 
 
 def training_class_counts(network, data):
     """{ImageNet class: training photos of it} over the train split of `data`."""
     store = open_dataset(data, split="train", augment=False).store
-    counts = {}
-    for found in classes_of(network, (store.pixels(i) for i in range(len(store)))):
-        counts[found] = counts.get(found, 0) + 1
-    return counts
+    return Counter(classes_of(network, (store.pixels(i) for i in range(len(store)))))
 
 
 def bucket_of(count):
@@ -111,7 +102,7 @@ def main():
     parser.add_argument("--photos", type=Path, help="the scored folder [default: each report's, as evaluate was given it]")
     args = parser.parse_args()
 
-    network = colour_classifier()
+    network = colour_imagenet_network()
     counts = training_class_counts(network, args.data)
     print(f"{sum(counts.values())} training photos in {len(counts)} ImageNet classes")
     classes = {}  # of the scored photos, by path: reports of one folder classify it once

@@ -22,7 +22,7 @@ def coverage():
 
 @pytest.fixture(scope="module")
 def network(coverage):
-    return coverage.colour_classifier()
+    return coverage.colour_imagenet_network()
 
 
 def test_the_classifier_names_what_a_colour_photo_shows(coverage, network):

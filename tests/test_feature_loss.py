@@ -9,7 +9,7 @@ from skimage.color import lab2rgb, rgb2lab
 
 from colorize_cli.colour.lab import ab_to_unit, normalize_l
 from colorize_cli.models import build_model
-from colorize_cli.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict, rgb_to_network_input
+from colorize_cli.models.efficientnet_lite import colour_imagenet_network, rgb_to_network_input
 from colorize_cli.train.feature_loss import ColourFeatureLoss, lab_photo
 from colorize_cli.train.loop import train
 from tests.test_train import TINY, quiet, records, tiny_config, write_photos
@@ -29,15 +29,13 @@ def _lab_tensors(rgb: np.ndarray, size: int = 224):
 
 @pytest.mark.parametrize(("photo", "classes"), [("chelsea", range(281, 286)), ("coffee", (967, 968))])
 def test_the_colour_network_keeps_imagenets_colour_stem_and_recognises_colour_photos(photo, classes):
-    network = EfficientNetLite0(in_channels=3)
-    network.load_state_dict(imagenet_state_dict(colour=True))
-    network.eval()
+    network = colour_imagenet_network()
     assert network.stem[1].weight.shape[1] == 3
     rgb = torch.from_numpy(getattr(data, photo)()).float().permute(2, 0, 1)[None] / 255
     rgb = F.interpolate(rgb, size=(224, 224), mode="bilinear", antialias=True)
     with torch.no_grad():
-        pooled = network.head(network.features_of_input(rgb_to_network_input(rgb))[-1]).mean(dim=(2, 3))
-    assert network.classifier(pooled).argmax(dim=1).item() in classes
+        logits = network.logits_of_input(rgb_to_network_input(rgb))
+    assert logits.argmax(dim=1).item() in classes
 
 
 # Some random colours lie outside sRGB with a negative Z; skimage's clamp of them is what is compared.

@@ -105,12 +105,23 @@ class EfficientNetLite0(nn.Module):
 
     def classify(self, l_norm: torch.Tensor) -> torch.Tensor:
         """ImageNet logits [B,1000] (the encoder was trained on 224x224 crops)."""
-        pooled = self.head(self.features(l_norm)[-1]).mean(dim=(2, 3))
+        return self.logits_of_input(l_to_network_input(l_norm))
+
+    def logits_of_input(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits [B,1000] of an input already scaled for the network."""
+        pooled = self.head(self.features_of_input(x)[-1]).mean(dim=(2, 3))
         return self.classifier(pooled)
 
     def load_imagenet_weights(self) -> None:
         """Copy the package's ImageNet weights in."""
         self.load_state_dict(imagenet_state_dict())
+
+
+def colour_imagenet_network() -> EfficientNetLite0:
+    """The package's ImageNet classifier as trained, on sRGB input, in eval mode (frozen statistics)."""
+    network = EfficientNetLite0(in_channels=3)
+    network.load_state_dict(imagenet_state_dict(colour=True))
+    return network.eval()
 
 
 def imagenet_state_dict(colour: bool = False) -> dict[str, torch.Tensor]:

@@ -32,10 +32,9 @@ class ColourFeatureLoss(nn.Module):
 
     def __init__(self):
         super().__init__()
-        network = efficientnet_lite.EfficientNetLite0(in_channels=3)
-        network.load_state_dict(efficientnet_lite.imagenet_state_dict(colour=True))
+        network = efficientnet_lite.colour_imagenet_network()
         del network.head, network.classifier
-        self.network = network.eval().requires_grad_(False)
+        self.network = network.requires_grad_(False)
 
     def train(self, mode: bool = True):
         # Frozen statistics: ImageNet's, not a batch's.
