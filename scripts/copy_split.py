@@ -18,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path, PurePosixPath
 
+from colorize_cli.train.datasets import top_folder
+
 
 def split_rows(prepared, split):
     """The manifest rows of one split of a prep-dataset folder, in manifest order."""
@@ -32,20 +34,20 @@ def source_folders(prepared):
     return {Path(source).name: Path(source) for source in stats["sources"]}
 
 
-def top_folder(row):
-    """The folder of a row's photo inside its source ("caltech101" of "photos-train/caltech101/x.jpg")."""
-    parts = PurePosixPath(row["source"]).parts
-    return parts[1] if len(parts) > 2 else ""
+def _inside_source(row):
+    """A row's path inside its source folder ("caltech101/x.jpg" of "photos-train/caltech101/x.jpg")."""
+    return PurePosixPath(*PurePosixPath(row["source"]).parts[1:])
 
 
 def choose(rows, exclude=(), count=None, seed=0):
     """The rows outside the excluded folders, then `count` of them drawn at random (all when None)."""
-    kept = [row for row in rows if top_folder(row) not in set(exclude)]
+    kept = [row for row in rows if top_folder(_inside_source(row)) not in set(exclude)]
     if count is None:
         return kept
     if count > len(kept):
         raise ValueError(f"asked for {count} photos but the split holds {len(kept)} after exclusions")
-    return sorted(random.Random(seed).sample(kept, count), key=kept.index)
+    drawn = sorted(random.Random(seed).sample(range(len(kept)), count))  # the draw depends on the count only
+    return [kept[index] for index in drawn]
 
 
 def copy_rows(rows, sources, out):
@@ -54,12 +56,12 @@ def copy_rows(rows, sources, out):
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: copy into a new folder, so no stale photo mixes in")
     for row in rows:
-        name, *inside = PurePosixPath(row["source"]).parts
+        name, inside = PurePosixPath(row["source"]).parts[0], _inside_source(row)
         if name not in sources:
             raise FileNotFoundError(f"{row['source']}: its source {name!r} is not a folder of this dataset")
-        target = out.joinpath(*inside)
+        target = out / inside
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sources[name].joinpath(*inside), target)
+        shutil.copyfile(sources[name] / inside, target)
     return len(rows)
 
 
