@@ -46,7 +46,7 @@ def choose(rows, exclude=(), count=None, seed=0):
         return kept
     if count > len(kept):
         raise ValueError(f"asked for {count} photos but the split holds {len(kept)} after exclusions")
-    drawn = sorted(random.Random(seed).sample(range(len(kept)), count))  # the draw depends on the count only
+    drawn = sorted(random.Random(seed).sample(range(len(kept)), count))
     return [kept[index] for index in drawn]
 
 
