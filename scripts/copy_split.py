@@ -8,7 +8,9 @@ The held-out folder that `choose_step.py` and `aged_probe.py` score, and the tra
 learning curve or a leave-one-source-out run, are the photos of one split as prep-dataset chose it, so the
 figures of a model trained on the prepared folder and of one trained on the copy refer to the same photos.
 Each photo keeps its path under its source folder (`caltech101/00012.jpg`), so `--balance-folders` and
-`--exclude` see the same folders. The originals are only read; the output folder must be new or empty.
+`--exclude` see the same folders. The originals are read from the source folders that stats.json names
+(relative to where prep-dataset ran; archive and URL sources are not supported) and never written;
+the output folder must be new or empty.
 """
 
 import argparse
