@@ -14,26 +14,17 @@ the output folder must be new or empty.
 """
 
 import argparse
-import json
 import random
 import shutil
 import sys
 from pathlib import Path, PurePosixPath
 
-from colorize_cli.train.datasets import top_folder
-
-
-def split_rows(prepared, split):
-    """The manifest rows of one split of a prep-dataset folder, in manifest order."""
-    with open(Path(prepared) / "manifest.jsonl", encoding="utf-8") as stream:
-        rows = [json.loads(line) for line in stream if line.strip()]
-    return [row for row in rows if row["split"] == split]
+from colorize_cli.train.datasets import prepared_rows, read_stats, top_folder
 
 
 def source_folders(prepared):
     """Each source folder of a prep-dataset run by the name its manifest rows start with."""
-    stats = json.loads((Path(prepared) / "stats.json").read_text(encoding="utf-8"))
-    return {Path(source).name: Path(source) for source in stats["sources"]}
+    return {Path(source).name: Path(source) for source in read_stats(prepared)["sources"]}
 
 
 def _inside_source(row):
@@ -43,7 +34,8 @@ def _inside_source(row):
 
 def choose(rows, exclude=(), count=None, seed=0):
     """The rows outside the excluded folders, then `count` of them drawn at random (all when None)."""
-    kept = [row for row in rows if top_folder(_inside_source(row)) not in set(exclude)]
+    exclude = set(exclude)
+    kept = [row for row in rows if top_folder(_inside_source(row)) not in exclude]
     if count is None:
         return kept
     if count > len(kept):
@@ -78,7 +70,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     exclude = [name for name in args.exclude.split(",") if name]
     try:
-        rows = choose(split_rows(args.prepared, args.split), exclude, args.count, args.seed)
+        rows = choose(prepared_rows(args.prepared, args.split), exclude, args.count, args.seed)
         copied = copy_rows(rows, source_folders(args.prepared), args.out)
     except (OSError, ValueError, KeyError) as err:
         sys.exit(f"copy_split: {err}")

@@ -40,7 +40,8 @@ def is_prepared(path):
     return (path / "manifest.jsonl").is_file() and (path / "stats.json").is_file()
 
 
-def _read_stats(path):
+def read_stats(path):
+    """A prep-dataset folder's stats.json, checked to be of this format."""
     try:
         stats = json.loads((Path(path) / "stats.json").read_text())
     except (OSError, ValueError) as err:
@@ -178,7 +179,8 @@ def _check_split(split):
         raise DatasetError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 
 
-def _prepared_rows(path, split):
+def prepared_rows(path, split):
+    """The manifest rows of one split of a prep-dataset folder, in manifest order."""
     try:
         with open(Path(path) / "manifest.jsonl", encoding="utf-8") as stream:
             rows = [json.loads(line) for line in stream if line.strip()]
@@ -257,8 +259,8 @@ def open_dataset(path, *, split="train", crop_size=128, augment=True, seed=0, zo
     if not 0 < share <= 1:
         raise DatasetError(f"share must be in (0, 1], got {share}")
     if is_prepared(path):
-        _read_stats(path)
-        rows = [row for row in _prepared_rows(path, split) if in_share(row["hash"], share)]
+        read_stats(path)
+        rows = [row for row in prepared_rows(path, split) if in_share(row["hash"], share)]
         store, labels, skipped = _ShardStore(path, rows), np.array([row["label"] for row in rows], np.int64), 0
         unusable = ()  # prep-dataset vetted every photo
         # A manifest's source is "<source folder name>/<path inside it>".
@@ -281,7 +283,7 @@ def dataset_summary(path):
     """
     _require_dir(path)
     if is_prepared(path):
-        stats = _read_stats(path)
+        stats = read_stats(path)
         return {
             "kind": "prep-dataset",
             "path": data_name(path),
@@ -314,10 +316,10 @@ def load_ab_prior(path):
     """The smoothed 313-bin ab prior from stats.json (float32 [313]); None for a plain folder."""
     if not is_prepared(path):
         return None
-    prior = _read_stats(path)["ab_prior"]
+    prior = read_stats(path)["ab_prior"]
     return None if prior is None else torch.tensor(prior, dtype=torch.float32)
 
 
 def num_labels(path):
     """Number of scene labels in a prepared dataset; 0 for none or a plain folder."""
-    return _read_stats(path)["num_labels"] if is_prepared(path) else 0
+    return read_stats(path)["num_labels"] if is_prepared(path) else 0
